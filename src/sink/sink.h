@@ -156,6 +156,12 @@ struct sink_worker *sink_worker_start(struct spool *sp, const struct sink_ops *o
  */
 void sink_worker_stop(struct sink_worker *w, unsigned drain_ms);
 
+/*
+ * sink_worker_fatal returns 1 when a lane refused to run because the store's cursor is ahead of
+ * the spool's head (telemd then exits), 0 otherwise. Thread-safe.
+ */
+int sink_worker_fatal(struct sink_worker *w);
+
 /* sink_worker_stats copies the worker's statistics. Thread-safe. */
 void sink_worker_stats(struct sink_worker *w, struct sink_stats *st);
 
