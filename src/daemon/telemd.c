@@ -272,6 +272,8 @@ static int start_sinks(struct telemd *td)
         }
         td->nsinks++;
     }
+    /* Every sink's cursors are registered now: segments may go once all have passed them. */
+    spool_cursors_complete(td->sp);
     int64_t deadline = clock_mono_ns() + c->s.sink_open_wait_ms * 1000000LL;
     for (size_t i = 0; i < td->nsinks; i++) {
         int64_t left_ms = (deadline - clock_mono_ns()) / 1000000;
@@ -436,6 +438,7 @@ int telemd_run(const struct telemd_conf *c)
         .fsync_interval_ms = (unsigned)c->s.fsync_interval_ms,
         .producers_max = (unsigned)c->s.producers_max,
         .producer_idle_s = (unsigned)c->s.producer_idle_s,
+        .defer_deletion = true,
     };
     char err[256] = "";
     td.sp = spool_open(&sopt, err, sizeof(err));

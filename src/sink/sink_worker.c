@@ -271,7 +271,9 @@ static int lane_open(struct sink_lane *ln, bool first, uint64_t *cursor)
                 ln->st.cursor = c;
             pthread_cond_broadcast(&w->cond);
             pthread_mutex_unlock(&w->lock);
-            lane_recovered(ln);
+            /* After a failed write only a good write ends the streak, so the backoff grows. */
+            if (first)
+                lane_recovered(ln);
             *cursor = c;
             return 0;
         }

@@ -584,6 +584,7 @@ struct spool *spool_open(const struct spool_options *opt, char *err, size_t errl
     struct spool *sp = xcalloc(1, sizeof(*sp));
     sp->dir_fd = sp->notify_fd = sp->active_fd = -1;
     sp->opt = *opt;
+    sp->cursors_complete = !opt->defer_deletion;
     sp->dir = xstrdup(opt->dir);
     sp->opt.dir = sp->dir;
     if (!sp->opt.segment_bytes)
@@ -1036,7 +1037,7 @@ static void sync_round(struct spool *sp, bool data)
 /* delete_passed removes segments every persisted cursor has passed. Lock held; drops it. */
 static void delete_passed(struct spool *sp)
 {
-    if (sp->ncursors == 0 || atomic_load(&sp->sync_failed))
+    if (sp->ncursors == 0 || !sp->cursors_complete || atomic_load(&sp->sync_failed))
         return;
     uint64_t min = UINT64_MAX;
     for (size_t i = 0; i < sp->ncursors; i++)
@@ -1215,6 +1216,13 @@ static bool cursor_name_ok(const char *name)
             return false;
     }
     return true;
+}
+
+void spool_cursors_complete(struct spool *sp)
+{
+    pthread_mutex_lock(&sp->lock);
+    sp->cursors_complete = !opt->defer_deletion;
+    pthread_mutex_unlock(&sp->lock);
 }
 
 int spool_cursor_open(struct spool *sp, const char *name, uint64_t *seq, int *id)

@@ -50,22 +50,23 @@ struct spool_options {
     unsigned fsync_interval_ms; /* SPOOL_FSYNC_INTERVAL only */
     unsigned producers_max;     /* bound of the client-batch table */
     unsigned producer_idle_s;   /* a producer not seen for this long is forgotten */
+    bool defer_deletion;        /* delete nothing until spool_cursors_complete() is called */
 };
 
 struct spool_stats {
-    uint64_t bytes;          /* bytes of segments on disk */
-    uint64_t segments;       /* segment files on disk */
-    uint64_t oldest_seq;     /* first seq still on disk (next_seq when empty) */
-    uint64_t next_seq;       /* seq the next record will get */
-    uint64_t durable_seq;    /* last seq readers may see */
-    uint64_t frames;         /* frames appended since start */
-    uint64_t records;        /* records appended since start */
-    uint64_t duplicates;     /* batches answered as repeats (Telem-Batch) */
-    uint64_t fsyncs;         /* fdatasync calls */
-    uint64_t fsync_errors;   /* failed write/fdatasync calls */
-    uint64_t corrupt_frames; /* frames skipped for a bad CRC or header, at recovery or read */
-    uint64_t torn_bytes;     /* bytes cut off a torn tail at recovery */
-    uint64_t producers;      /* entries in the client-batch table */
+    uint64_t bytes;           /* bytes of segments on disk */
+    uint64_t segments;        /* segment files on disk */
+    uint64_t oldest_seq;      /* first seq still on disk (next_seq when empty) */
+    uint64_t next_seq;        /* seq the next record will get */
+    uint64_t durable_seq;     /* last seq readers may see */
+    uint64_t frames;          /* frames appended since start */
+    uint64_t records;         /* records appended since start */
+    uint64_t duplicates;      /* batches answered as repeats (Telem-Batch) */
+    uint64_t fsyncs;          /* fdatasync calls */
+    uint64_t fsync_errors;    /* failed write/fdatasync calls */
+    uint64_t corrupt_frames;  /* frames skipped for a bad CRC or header, at recovery or read */
+    uint64_t torn_bytes;      /* bytes cut off a torn tail at recovery */
+    uint64_t producers;       /* entries in the client-batch table */
     int64_t oldest_unsent_ns; /* arrival time of the oldest record some cursor has not passed */
 };
 
@@ -126,6 +127,14 @@ void spool_get_stats(struct spool *sp, struct spool_stats *st);
  * Thread-safe. Returns 0, or -EINVAL for a name that is not [A-Za-z0-9._-]{1,64}.
  */
 int spool_cursor_open(struct spool *sp, const char *name, uint64_t *seq, int *id);
+
+/*
+ * spool_cursors_complete tells a spool opened with defer_deletion that every cursor has been
+ * registered, so segments may be deleted from now on. Without it, a sink that registers its
+ * cursor after another sink has advanced could find the records it still needs deleted.
+ * Thread-safe.
+ */
+void spool_cursors_complete(struct spool *sp);
 
 /*
  * spool_cursor_set records that the cursor's sink has durably stored every record up to seq

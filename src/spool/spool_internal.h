@@ -112,6 +112,7 @@ struct spool {
     atomic_bool sync_failed; /* an fsync failed (ALWAYS); cleared when the writer cut the tail */
     struct spool_cursor *cursors;
     size_t ncursors;
+    bool cursors_complete; /* deletion allowed (see spool_options.defer_deletion) */
     bool cursors_dirty;
     uint64_t total_bytes;
     struct spool_arrival arrivals[SPOOL_ARRIVAL_SAMPLES]; /* ring, ascending seq */

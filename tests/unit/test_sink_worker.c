@@ -419,6 +419,27 @@ static void test_retry_redelivers_same_batch(void **state)
     assert_int_equal(fake->opens, 4);
 }
 
+static void test_retry_backoff_grows(void **state)
+{
+    struct fixture *f = *state;
+    f->opt.retry_base_ms = 10;
+    f->opt.retry_max_ms = 40;
+    fake->retries_left = 6;
+    append_records(f, 5, 1);
+    struct sink_worker *w = start(f);
+    char err[256] = "";
+    assert_int_equal(sink_worker_wait_open(w, 5000, err, sizeof(err)), 0);
+    int64_t t0 = clock_mono_ns();
+    wait_cursor(w, 5);
+    int64_t waited_ms = (clock_mono_ns() - t0) / 1000000;
+    sink_worker_stop(w, 1000);
+    assert_stored_once(1, 5, NULL, 0);
+    /* Doubling from 10 ms and capped at 40, with jitter down to half: at least
+     * 5 + 10 + 20 + 20 + 20 + 20 ms; without the doubling at most 6 * 10. */
+    if (waited_ms < 95)
+        fail_msg("six retries took only %lld ms", (long long)waited_ms);
+}
+
 static void test_error_splits_and_quarantines(void **state)
 {
     struct fixture *f = *state;
@@ -678,6 +699,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batches_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_redelivers_same_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_backoff_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_splits_and_quarantines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_setting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lanes, setup, teardown),

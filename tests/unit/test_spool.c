@@ -593,6 +593,48 @@ static void test_cursors_and_deletion(void **state)
     spool_close(sp);
 }
 
+/* With defer_deletion, nothing goes until every cursor is known to be registered. */
+static void test_deferred_deletion(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_options o = options(f, 2048);
+    o.defer_deletion = true;
+    struct spool *sp = open_spool(&o);
+    uint64_t seq;
+    int id;
+    assert_int_equal(spool_cursor_open(sp, "sqlite", &seq, &id), 0);
+    uint64_t first, ticket;
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(append_keys(sp, 1 + 10 * (uint64_t)i, 10, NULL, &first, &ticket), 0);
+    assert_int_equal(wait_durable(sp, ticket), 0);
+    struct spool_stats st;
+    spool_get_stats(sp, &st);
+    uint64_t segs = st.segments;
+    assert_true(segs >= 6);
+
+    /* The only registered cursor passes everything, but a later sink may still register. */
+    spool_cursor_set(sp, id, 400);
+    nanosleep(&(struct timespec){0, 600000000}, NULL);
+    spool_get_stats(sp, &st);
+    assert_int_equal(st.segments, segs);
+    assert_int_equal(count_segments(o.dir), segs);
+
+    /* A late cursor at 0 registers, then deletion is allowed: still nothing may go. */
+    int late;
+    assert_int_equal(spool_cursor_open(sp, "redis", &seq, &late), 0);
+    spool_cursors_complete(sp);
+    nanosleep(&(struct timespec){0, 600000000}, NULL);
+    spool_get_stats(sp, &st);
+    assert_int_equal(st.segments, segs);
+
+    /* Once the late one passes too, all but the active segment go. */
+    spool_cursor_set(sp, late, 400);
+    wait_segments(sp, 1);
+    spool_get_stats(sp, &st);
+    assert_int_equal(st.segments, 1);
+    spool_close(sp);
+}
+
 static void test_hwm_prevents_reuse(void **state)
 {
     struct fixture *f = *state;
@@ -1112,6 +1154,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_middle_frame_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cursors_and_deletion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_deletion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hwm_prevents_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_newest_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_bytes, setup, teardown),

@@ -719,6 +719,44 @@ static int claim_trade_ids(struct mariadb_sink *s, struct mariadb_lane *L, struc
     return 0;
 }
 
+/* insert_trades sends this batch's trades, skipping repeats of an owned trade_id. */
+static int insert_trades(struct mariadb_sink *s, struct mariadb_lane *L, struct mariadb_conn *c,
+                         const struct record *recs, size_t n, bool claim, uint64_t *count,
+                         unsigned *code, char *err, size_t errlen)
+{
+    struct mariadb_rows *r = L->rows[MARIADB_ROWS_TRADES];
+    for (size_t i = 0; i < n; i++) {
+        const struct record *rec = &recs[i];
+        if (rec->kind != RECORD_TRADE)
+            continue;
+        (*count)++;
+        if (claim && rec->trade_id_len && !lane_owns(L, rec->seq))
+            continue; /* a repeat of a trade_id stored before */
+        fill_trade(r, rec, s->spool_id);
+        if (mariadb_rows_next(r) && mariadb_rows_execute(r, c, code, err, errlen) < 0)
+            return -EIO;
+    }
+    return mariadb_rows_execute(r, c, code, err, errlen);
+}
+
+/* insert_metrics sends this batch's metrics. */
+static int insert_metrics(struct mariadb_sink *s, struct mariadb_lane *L, struct mariadb_conn *c,
+                          const struct record *recs, size_t n, uint64_t *count, unsigned *code,
+                          char *err, size_t errlen)
+{
+    struct mariadb_rows *r = L->rows[MARIADB_ROWS_METRICS];
+    for (size_t i = 0; i < n; i++) {
+        const struct record *rec = &recs[i];
+        if (rec->kind != RECORD_METRIC)
+            continue;
+        (*count)++;
+        fill_metric(r, rec, s->spool_id);
+        if (mariadb_rows_next(r) && mariadb_rows_execute(r, c, code, err, errlen) < 0)
+            return -EIO;
+    }
+    return mariadb_rows_execute(r, c, code, err, errlen);
+}
+
 /* write_batch runs the whole transaction. Returns 0, or -EIO with *code and err set. */
 static int write_batch(struct mariadb_sink *s, struct mariadb_lane *L, struct mariadb_conn *c,
                        const struct record *recs, size_t n, uint64_t cursor, unsigned *code,
@@ -732,29 +770,10 @@ static int write_batch(struct mariadb_sink *s, struct mariadb_lane *L, struct ma
     struct mariadb_rows *metrics = L->rows[MARIADB_ROWS_METRICS];
     trades->affected = metrics->affected = 0;
     uint64_t ntrades = 0, nmetrics = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct record *rec = &recs[i];
-        if (rec->kind != RECORD_TRADE)
-            continue;
-        ntrades++;
-        if (claim && rec->trade_id_len && !lane_owns(L, rec->seq))
-            continue; /* a repeat of a trade_id stored before */
-        fill_trade(trades, rec, s->spool_id);
-        if (mariadb_rows_next(trades) && mariadb_rows_execute(trades, c, code, err, errlen) < 0)
-            return -EIO;
-    }
-    if (mariadb_rows_execute(trades, c, code, err, errlen) < 0)
-        return -EIO;
-    for (size_t i = 0; i < n; i++) {
-        const struct record *rec = &recs[i];
-        if (rec->kind != RECORD_METRIC)
-            continue;
-        nmetrics++;
-        fill_metric(metrics, rec, s->spool_id);
-        if (mariadb_rows_next(metrics) && mariadb_rows_execute(metrics, c, code, err, errlen) < 0)
-            return -EIO;
-    }
-    if (mariadb_rows_execute(metrics, c, code, err, errlen) < 0)
+    int rc = insert_trades(s, L, c, recs, n, claim, &ntrades, code, err, errlen);
+    if (rc == 0)
+        rc = insert_metrics(s, L, c, recs, n, &nmetrics, code, err, errlen);
+    if (rc < 0)
         return -EIO;
 
     char *sql = L->cursor_sql;

@@ -93,8 +93,8 @@ static const struct conf_entry redis_settings_table[] = {
      "connect timeout", 1, 600000, NULL},
     {"command_timeout_ms", CONF_INT, "10000", offsetof(struct redis_settings, command_timeout_ms),
      "timeout of one reply", 1, 3600000, NULL},
-    {"chunk_records", CONF_INT, "5000", offsetof(struct redis_settings, chunk_records),
-     "records per EVALSHA (a batch is pipelined as several)", 1, 100000, NULL},
+    {"chunk_records", CONF_INT, "2000", offsetof(struct redis_settings, chunk_records),
+     "records per EVALSHA; a batch goes as several, pipelined", 1, 100000, NULL},
     {"rebuild_from", CONF_STRING, NULL, offsetof(struct redis_settings, rebuild_from),
      "SQL store to rebuild lost state from (sqlite:PATH, mariadb://...; none: never); "
      "default <data_dir>/telem.db when it exists",
@@ -691,6 +691,12 @@ static enum write_outcome write_once(struct sink_redis *st, unsigned lane, redis
         };
         if (redis_apply_append(c, sha, &call, recs + first, count, &L->buf) < 0) {
             snprintf(err, errlen, "out of memory");
+            free(ends);
+            return WRITE_RETRY;
+        }
+        /* Send each chunk at once, so Redis applies it while the next one is packed. */
+        if (k + 1 < nchunks && redis_apply_flush(c) < 0) {
+            snprintf(err, errlen, "redis %s: %s", st->where, c->errstr);
             free(ends);
             return WRITE_RETRY;
         }

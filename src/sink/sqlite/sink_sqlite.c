@@ -604,7 +604,8 @@ static void sqlite_sink_metrics(void *state, const struct sink_metrics_out *m)
     sqlite_file_gauge(m, s->path, "-wal", "telem_sink_sqlite_wal_bytes");
     fprintf(
         m->out,
-        "# HELP telem_sink_sqlite_rows_total Rows committed since start, by table.\n"
+        "# HELP telem_sink_sqlite_rows_total Records in batches committed since start, by table "
+        "(ignored repeats included).\n"
         "# TYPE telem_sink_sqlite_rows_total counter\n"
         "telem_sink_sqlite_rows_total{sink=\"%s\",table=\"" SINK_SQLITE_TABLE_TRADES "\"} "
         "%llu\n"
