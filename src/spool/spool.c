@@ -1221,7 +1221,7 @@ static bool cursor_name_ok(const char *name)
 void spool_cursors_complete(struct spool *sp)
 {
     pthread_mutex_lock(&sp->lock);
-    sp->cursors_complete = !opt->defer_deletion;
+    sp->cursors_complete = true;
     pthread_mutex_unlock(&sp->lock);
 }
 
