@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/cmd_loadgen.h"
+#include "cli/commands.h"
 #include "cli/loadgen.h"
 #include "cli/loadgen_verify.h"
 #include "core/clock.h"

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "cli/cli_args.h"
-#include "cli/cmd_redis.h"
+#include "cli/commands.h"
 #include "core/clock.h"
 #include "sink/redis/redis_rebuild.h"
 

@@ -26,4 +26,10 @@ int cmd_spool(int argc, char **argv);
 /* cmd_migrate: `telemctl migrate`: create or upgrade a store's schema. */
 int cmd_migrate(int argc, char **argv);
 
+/* cmd_loadgen: `telemctl loadgen`: many concurrent senders (the engine is loadgen.h). */
+int cmd_loadgen(int argc, char **argv);
+
+/* cmd_redis: `telemctl redis rebuild`: recompute Redis live state from the SQL store. */
+int cmd_redis(int argc, char **argv);
+
 #endif

@@ -7,9 +7,6 @@
 
 #include "cli/cli_args.h"
 #include "cli/commands.h"
-#ifdef TELEMCTL_HAVE_LOADGEN
-#include "cli/cmd_loadgen.h"
-#endif
 
 struct telemctl_command {
     const char *name;
@@ -24,9 +21,8 @@ static const struct telemctl_command telemctl_commands[] = {
     {"status", cmd_status, "telemd's health and key metrics"},
     {"spool", cmd_spool, "inspect a spool folder (spool inspect DIR)"},
     {"migrate", cmd_migrate, "create or upgrade a store's schema"},
-#ifdef TELEMCTL_HAVE_LOADGEN
     {"loadgen", cmd_loadgen, "generate load: many concurrent senders"},
-#endif
+    {"redis", cmd_redis, "rebuild Redis live state from the SQL store (redis rebuild)"},
 };
 
 #define TELEMCTL_NCOMMANDS (sizeof(telemctl_commands) / sizeof(telemctl_commands[0]))

@@ -775,6 +775,46 @@ static void test_late_metric_and_unix_socket(void **unused)
     harness_cleanup(&h);
 }
 
+static void test_wrong_type_key_refused(void **unused)
+{
+    (void)unused;
+    struct harness h;
+    char err[300];
+    harness_init(&h, "", shared_port());
+    snprintf(h.url, sizeof(h.url), "redis://127.0.0.1:%d/0", h.port);
+    harness_set(&h, "pool_size", "1");
+    assert_int_equal(harness_create(&h, err, sizeof(err)), 0);
+    assert_int_equal(harness_open(&h, 1, err, sizeof(err)), SINK_OK);
+    redisContext *c = check_conn(&h);
+    redisReply *r = redisCommand(c, "SET %sprofile:p3 oops", h.prefix);
+    freeReplyObject(r);
+
+    /* A batch touching p3 is refused as a whole and changes nothing, not even for p1. */
+    struct record recs[2];
+    memset(recs, 0, sizeof(recs));
+    for (int i = 0; i < 2; i++) {
+        recs[i].seq = (uint64_t)i + 1;
+        recs[i].kind = RECORD_TRADE;
+        recs[i].ts_ns = INT64_C(1700000000000000000);
+        recs[i].profile_len =
+            (uint8_t)snprintf(recs[i].profile, sizeof(recs[i].profile), "p%d", 1 + 2 * i);
+        recs[i].present = REC_HAS_PNL;
+        recs[i].pnl = 1;
+    }
+    assert_int_equal(sink_redis_ops.write(h.state, 0, recs, 2, 2, err, sizeof(err)), SINK_ERROR);
+    assert_non_null(strstr(err, "WRONGTYPE"));
+    r = redisCommand(c, "EXISTS %sprofile:p1 %strades:p1", h.prefix, h.prefix);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    /* Without it (as the worker retries after setting the record aside), the rest goes in. */
+    assert_int_equal(sink_redis_ops.write(h.state, 0, recs, 1, 2, err, sizeof(err)), SINK_OK);
+    r = redisCommand(c, "HGET %sprofile:p1 trades", h.prefix);
+    assert_string_equal(r->str, "1");
+    freeReplyObject(r);
+    redisFree(c);
+    harness_cleanup(&h);
+}
+
 static void test_publish(void **unused)
 {
     (void)unused;
@@ -1139,6 +1179,7 @@ int main(void)
         cmocka_unit_test(test_totals_exact_and_replay),
         cmocka_unit_test(test_late_metric_and_unix_socket),
         cmocka_unit_test(test_publish),
+        cmocka_unit_test(test_wrong_type_key_refused),
         cmocka_unit_test(test_flushall_rebuilds_from_sql),
         cmocka_unit_test(test_redis_down_then_back),
         cmocka_unit_test(test_password_and_lossy),

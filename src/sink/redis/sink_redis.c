@@ -724,8 +724,19 @@ static enum write_outcome write_once(struct sink_redis *st, unsigned lane, redis
                           st->name, why);
             out = WRITE_RETRY;
         } else if (rc < 0) {
+            /*
+             * Records are checked before they are sent, so a refusal tied to the data is a key
+             * of the wrong type under the prefix for one profile: ERROR lets the worker set that
+             * profile's records aside. Anything else (a renamed command, a script error) would
+             * refuse every batch alike, so it is retried and logged rather than quarantined.
+             */
             snprintf(err, errlen, "redis %s: apply script failed: %s", st->where, why);
-            out = WRITE_ERROR;
+            if (strstr(why, "WRONGTYPE")) {
+                out = WRITE_ERROR;
+            } else {
+                LOG_ERROR(LOG_COMPONENT, "sink %s: %s", st->name, err);
+                out = WRITE_RETRY;
+            }
         } else if (res.status == REDIS_APPLY_OK || res.status == REDIS_APPLY_DUP) {
             L->known = ends[k] > res.cursor ? ends[k] : res.cursor;
             L->opened = true;
