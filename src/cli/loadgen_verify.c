@@ -13,8 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/query_backend.h"
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "sink/mariadb/sink_mariadb.h"
 
 struct count_store_ops {
     const char *scheme;
@@ -102,7 +104,104 @@ static const struct count_store_ops count_sqlite = {
     .close = sqlite_count_close,
 };
 
-static const struct count_store_ops *const count_stores[] = {&count_sqlite};
+/* The MariaDB counter connects like `telemctl query` does (query_mariadb_admin_open). */
+static int mariadb_count_open(const char *url, void **h, char *err, size_t errlen)
+{
+    struct sink_mariadb_admin *a = xcalloc(1, sizeof(*a));
+    int rc = query_mariadb_admin_open(url, a, err, errlen);
+    if (rc < 0) {
+        free(a);
+        return rc;
+    }
+    *h = a;
+    return 0;
+}
+
+/* mariadb_count_error fills err from st and closes it. */
+static int mariadb_count_error(MYSQL_STMT *st, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "mariadb: %s (error %u)", mysql_stmt_error(st), mysql_stmt_errno(st));
+    mysql_stmt_close(st);
+    return -EIO;
+}
+
+static int mariadb_count(void *h, const char *prefix, unsigned profiles, uint64_t *counts,
+                         char *err, size_t errlen)
+{
+    static const char *const queries[] = {
+        "SELECT profile_id, COUNT(*) FROM trade_performance WHERE profile_id >= ? AND "
+        "profile_id < ? GROUP BY profile_id",
+        "SELECT profile_id, COUNT(*) FROM aggregated_metric WHERE profile_id >= ? AND "
+        "profile_id < ? GROUP BY profile_id",
+    };
+    struct sink_mariadb_admin *a = h;
+    char hi[160];
+    snprintf(hi, sizeof(hi), "%s\x7f", prefix);
+    size_t plen = strlen(prefix);
+    unsigned long lens[2] = {(unsigned long)strlen(prefix), (unsigned long)strlen(hi)};
+    for (size_t q = 0; q < 2; q++) {
+        MYSQL_STMT *st = mysql_stmt_init(a->mysql);
+        if (!st) {
+            snprintf(err, errlen, "mariadb: out of memory");
+            return -ENOMEM;
+        }
+        MYSQL_BIND params[2], res[2];
+        memset(params, 0, sizeof(params));
+        memset(res, 0, sizeof(res));
+        params[0].buffer_type = MYSQL_TYPE_STRING;
+        params[0].buffer = (void *)prefix;
+        params[0].buffer_length = lens[0];
+        params[0].length = &lens[0];
+        params[1].buffer_type = MYSQL_TYPE_STRING;
+        params[1].buffer = hi;
+        params[1].buffer_length = lens[1];
+        params[1].length = &lens[1];
+        char name[1024];
+        unsigned long name_len = 0;
+        my_bool name_null = 0;
+        unsigned long long n = 0;
+        res[0].buffer_type = MYSQL_TYPE_STRING;
+        res[0].buffer = name;
+        res[0].buffer_length = sizeof(name) - 1;
+        res[0].length = &name_len;
+        res[0].is_null = &name_null;
+        res[1].buffer_type = MYSQL_TYPE_LONGLONG;
+        res[1].buffer = &n;
+        res[1].is_unsigned = 1;
+        if (mysql_stmt_prepare(st, queries[q], (unsigned long)strlen(queries[q])) != 0 ||
+            mysql_stmt_bind_param(st, params) != 0 || mysql_stmt_execute(st) != 0 ||
+            mysql_stmt_bind_result(st, res) != 0)
+            return mariadb_count_error(st, err, errlen);
+        int frc;
+        while ((frc = mysql_stmt_fetch(st)) == 0 || frc == MYSQL_DATA_TRUNCATED) {
+            if (frc != 0 || name_null)
+                continue; /* a name longer than any loadgen makes is not one of its profiles */
+            name[name_len] = '\0';
+            long i = profile_index(name, plen, profiles);
+            if (i >= 0)
+                counts[i] += (uint64_t)n;
+        }
+        if (frc != MYSQL_NO_DATA)
+            return mariadb_count_error(st, err, errlen);
+        mysql_stmt_close(st);
+    }
+    return 0;
+}
+
+static void mariadb_count_close(void *h)
+{
+    sink_mariadb_admin_close(h);
+    free(h);
+}
+
+static const struct count_store_ops count_mariadb = {
+    .scheme = "mariadb:",
+    .open = mariadb_count_open,
+    .count = mariadb_count,
+    .close = mariadb_count_close,
+};
+
+static const struct count_store_ops *const count_stores[] = {&count_sqlite, &count_mariadb};
 
 static void sleep_ms(unsigned ms)
 {

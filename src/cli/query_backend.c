@@ -9,6 +9,7 @@
 
 static const struct query_backend_ops *const query_backends[] = {
     &query_sqlite_ops,
+    &query_mariadb_ops,
 };
 
 const struct query_backend_ops *query_backend_for_url(const char *url)

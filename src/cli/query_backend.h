@@ -2,7 +2,7 @@
  * query_backend.h: the read side of the stores, behind one function table, for telemctl's
  * query, report and migrate commands.
  *
- * A backend serves one URL scheme (`sqlite:PATH`, later `mariadb://...`). It opens the store,
+ * A backend serves one URL scheme (`sqlite:PATH`, `mariadb://...`). It opens the store,
  * streams the rows a filter selects to a callback, one row at a time, in time order, and
  * closes. Rows reach the callback with microsecond times, as the stores keep them; strings and
  * the row struct are borrowed for the duration of the call only. To add a store, write its
@@ -93,6 +93,19 @@ struct query_backend_ops {
 };
 
 extern const struct query_backend_ops query_sqlite_ops;
+extern const struct query_backend_ops query_mariadb_ops;
+
+struct sink_mariadb_admin;
+
+/*
+ * query_mariadb_admin_open connects to the MariaDB store at url (mariadb://USER@HOST[:PORT]/DB
+ * or ...?socket=/PATH) the way telemd's MariaDB sink does, with the password taken from
+ * TELEM_MARIADB_PASSWORD (never from the command line). Borrows url. Returns 0 with *a filled
+ * (caller closes with sink_mariadb_admin_close), or a negative errno with err filled. For the
+ * other MariaDB readers of telemctl (loadgen --verify).
+ */
+int query_mariadb_admin_open(const char *url, struct sink_mariadb_admin *a, char *err,
+                             size_t errlen);
 
 /*
  * query_backend_for_url returns the table that serves url's scheme, or NULL. A bare path

@@ -809,7 +809,8 @@ void telemd_conf_help(FILE *out)
                  "  password TEXT\n"
                  "      store password (or the environment: TELEM_<NAME>_PASSWORD)\n");
     conf_help(sink_worker_conf, NULL, out);
-    fprintf(out, "  ...and the sink's own keys (pool_size, ...); see docs/configuration.md\n"
+    fprintf(out, "  ...and the sink's own keys (pool_size, ...); see docs/configuration.md, "
+                 "docs/mariadb.md, docs/redis.md\n"
                  "\n"
                  "Environment: TELEM_TOKEN, TELEM_<SINKNAME>_PASSWORD. Secrets are never\n"
                  "taken from flags.\n"
