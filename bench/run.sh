@@ -167,7 +167,7 @@ scenario_mariadb() {
 scenario_redis() {
     say "Redis sink"
     ensure_services
-    "$root/build-release/bench/bench_redis" "127.0.0.1:$TELEM_TEST_REDIS_PORT" >"$work/redis.txt" 2>&1 || true
+    "$root/build-release/bench/bench_redis" "redis://127.0.0.1:$TELEM_TEST_REDIS_PORT/0" >"$work/redis.txt" 2>&1 || true
     sed 's/^/    /' "$work/redis.txt" >&2
     while read -r line; do
         row "| redis: $line | | | |"

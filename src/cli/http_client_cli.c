@@ -308,7 +308,7 @@ static int http_cli_take(struct http_cli *c, size_t n, char **body, size_t *blen
 
 static int http_cli_read_reply(struct http_cli *c, bool head, struct http_cli_response *resp)
 {
-    char *line;
+    char *line = NULL;
     int rc = http_cli_line(c, &line, HTTP_CLI_HEADER_MAX);
     if (rc < 0)
         return rc;

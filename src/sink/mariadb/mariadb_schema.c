@@ -824,7 +824,7 @@ int mariadb_schema_migrate(MYSQL *m, const struct mariadb_schema_options *opt, c
     rc = migrate_locked(m, opt, err, errlen);
     if (rc < 0)
         mysql_query(m, "ROLLBACK");
-    char ignored[64];
+    char ignored[256];
     if (schema_select(m, "SELECT RELEASE_LOCK(CONCAT('telem_migrate.', IFNULL(DATABASE(), '')))",
                       &res, ignored, sizeof(ignored)) == 0)
         mysql_free_result(res);
