@@ -5,7 +5,8 @@
 #      stopped by pid when this script exits, however it exits;
 #   3. `meson test` in build-test: the unit tests and the C integration tests;
 #   4. the libFuzzer targets, built with clang in ./build-fuzz and run briefly on their seeds;
-#   5. the Python integration tests (tests/integration, clients/python/tests) against the
+#   5. the release build that scripts/run.sh makes (./build), so README command 1 is checked;
+#   6. the Python integration tests (tests/integration, clients/python/tests) against the
 #      telemd of build-test.
 # It goes on after a failing step so one run shows everything, and ends with one line
 # `N passed, N failed` summing meson's and unittest's counts; the exit status is non-zero when
@@ -164,6 +165,15 @@ else
             2>&1 | tee "$logs/meson-fuzz.log"
         count_meson "$logs/meson-fuzz.log"
     fi
+fi
+
+note "release build, as scripts/run.sh makes it (scripts/build.sh, warnings as errors)"
+if bash scripts/build.sh >"$logs/build-release.log" 2>&1; then
+    echo "release build: ok"
+    passed=$((passed + 1))
+else
+    grep -E -A5 'error|FAILED' "$logs/build-release.log" | head -40 >&2
+    fail_step "scripts/build.sh (the release build of README command 1)"
 fi
 
 python=/usr/bin/python3
