@@ -185,7 +185,7 @@ static void lg_sender_write_request(struct lg_sender *s)
     struct loadgen *lg = s->lg;
     char head[600];
     int n = snprintf(head, sizeof(head),
-                     "POST /write?precision=ns HTTP/1.1\r\nHost: telemd\r\n"
+                     "POST /write?db=telem&precision=ns HTTP/1.1\r\nHost: telemd\r\n"
                      "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
                      "Telem-Batch: lg-%012llx-%u:%lld:%llu\r\n%s\r\n",
                      s->body_len, (unsigned long long)lg->run_id, s->index, (long long)lg->epoch,
