@@ -13,6 +13,7 @@
 #include "cli/loadgen.h"
 #include "cli/loadgen_verify.h"
 #include "core/clock.h"
+#include "core/fdlimit.h"
 
 static void loadgen_usage(FILE *out)
 {
@@ -254,6 +255,11 @@ int cmd_loadgen(int argc, char **argv)
         return 2;
     }
     opt.token = getenv("TELEM_TOKEN");
+    uint64_t want_fds = (uint64_t)opt.profiles * opt.scripts + 64;
+    int64_t fds = fdlimit_raise(want_fds);
+    if (fds >= 0 && (uint64_t)fds < want_fds)
+        fprintf(stderr, "telemctl loadgen: open file limit %lld is below the %llu senders need\n",
+                (long long)fds, (unsigned long long)want_fds);
     opt.progress_tty = isatty(STDERR_FILENO);
 
     struct loadgen_summary sum;

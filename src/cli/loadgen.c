@@ -72,6 +72,7 @@ struct loadgen {
     int64_t epoch;
     int64_t start_ns;
     int64_t deadline_ns;
+    int64_t give_up_ns; /* past the deadline, retries of unanswered batches stop here */
     int64_t stop_grace_ns; /* after a signal: give in-flight batches until then */
     int64_t last_answer_ns;
     uint64_t reserved_records;
@@ -168,8 +169,8 @@ static void lg_sender_fail(struct lg_sender *s, const char *why)
     lg_note_error(lg, "connection: %s", why);
     lg_sender_drop_connection(s);
     s->attempt++;
-    if (lg->stopping && s->batch_open) {
-        /* After a signal nothing new is retried: the batch stays unanswered. */
+    if (s->batch_open && (lg->stopping || clock_mono_ns() >= lg->give_up_ns)) {
+        /* After a signal, or long past the end, a batch is not retried: it stays unanswered. */
         lg->sum->unfinished++;
         s->batch_open = false;
     }
@@ -495,6 +496,7 @@ int loadgen_run(const struct loadgen_options *opt, struct loadgen_summary *sum, 
     lg.last_tick_ns = lg.start_ns;
     lg.deadline_ns =
         opt->duration_s > 0 ? lg.start_ns + (int64_t)(opt->duration_s * 1e9) : INT64_MAX;
+    lg.give_up_ns = lg.deadline_ns == INT64_MAX ? INT64_MAX : lg.deadline_ns + 30000000000LL;
     lg.active = lg.nsenders;
     struct timeval second = {1, 0};
     lg.tick = event_new(lg.base, -1, EV_PERSIST, lg_on_tick, &lg);

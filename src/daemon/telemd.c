@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "core/fdlimit.h"
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -296,6 +297,12 @@ static int start_sinks(struct telemd *td)
 
 static int start_listeners(struct telemd *td)
 {
+    /* Each connection is a descriptor; leave room for segments, stores and the log. */
+    uint64_t want_fds = (uint64_t)td->conf->s.connections_max + 256;
+    int64_t fds = fdlimit_raise(want_fds);
+    if (fds >= 0 && (uint64_t)fds < want_fds)
+        LOG_WARN("telemd", "open file limit is %lld, below connections_max + 256 = %llu",
+                 (long long)fds, (unsigned long long)want_fds);
     const struct telemd_settings *s = &td->conf->s;
     struct body_encode_options enc = {
         .limits = {.line_max = (size_t)s->line_max,

@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/conf.h"
 #include "core/crc32c.h"
+#include "core/percent.h"
 #include "core/record.h"
 
 static void test_crc32c_vectors(void **state)
@@ -139,12 +140,31 @@ static void test_record_lane_stable(void **state)
         assert_true(seen[i] > 50);
 }
 
+static void test_percent_decode(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_int_equal(percent_decode("a%20b+c", 7, false, out, sizeof(out)), 5);
+    assert_string_equal(out, "a b+c");
+    assert_int_equal(percent_decode("a%20b+c", 7, true, out, sizeof(out)), 5);
+    assert_string_equal(out, "a b c");
+    assert_int_equal(percent_decode("%2F%2f", 6, false, out, sizeof(out)), 2);
+    assert_string_equal(out, "//");
+    assert_int_equal(percent_decode("%00", 3, false, out, sizeof(out)), -EINVAL);
+    assert_int_equal(percent_decode("%4", 2, false, out, sizeof(out)), -EINVAL);
+    assert_int_equal(percent_decode("%zz", 3, false, out, sizeof(out)), -EINVAL);
+    assert_int_equal(percent_decode("0123456789abcdef", 16, false, out, sizeof(out)),
+                     -ENAMETOOLONG);
+    assert_int_equal(percent_decode("", 0, false, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32c_vectors),     cmocka_unit_test(test_conf_defaults_and_set),
         cmocka_unit_test(test_conf_errors),        cmocka_unit_test(test_backoff_bounds),
-        cmocka_unit_test(test_record_lane_stable),
+        cmocka_unit_test(test_record_lane_stable), cmocka_unit_test(test_percent_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * mariadb_url.c: parsing mariadb:// URLs into their parts (see mariadb_url.h). Pure: the input
  * is read once, left to right, and decoded into the caller's fixed buffers.
  */
+#include "core/percent.h"
 #include "sink/mariadb/mariadb_url.h"
 
 #include <errno.h>
@@ -12,47 +13,11 @@
 
 static const char scheme[] = "mariadb://";
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/*
- * url_decode copies s[0..len) into out (cap bytes with the NUL), decoding %XX. Returns 0,
- * -EINVAL for a bad escape or an encoded NUL, -ENAMETOOLONG when it does not fit.
- */
-static int url_decode(const char *s, size_t len, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int hi = i + 1 < len ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -EINVAL;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= cap)
-            return -ENAMETOOLONG;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
 /* url_part decodes one part and words the error. */
 static int url_part(const char *what, const char *s, size_t len, char *out, size_t cap, char *err,
                     size_t errlen)
 {
-    int rc = url_decode(s, len, out, cap);
+    int rc = percent_decode(s, len, false, out, cap);
     if (rc == -ENAMETOOLONG)
         snprintf(err, errlen, "mariadb URL: the %s is longer than %zu bytes", what, cap - 1);
     else if (rc < 0)

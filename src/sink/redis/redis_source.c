@@ -5,6 +5,7 @@
  * SOURCE_PAGE_ROWS rows per table through prepared statements (binary protocol, so doubles
  * arrive bit for bit), keyed by the last seq read, so the server never holds a long cursor open.
  */
+#include "core/percent.h"
 #include "sink/redis/redis_source.h"
 
 #include <errno.h>
@@ -96,37 +97,6 @@ static const char *const mariadb_select[TABLE_COUNT] = {
               "LIMIT 20000",
 };
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Copies s[0..len) into dst[0..cap) decoding %XX. Returns 0 or -EINVAL. */
-static int copy_decoded(char *dst, size_t cap, const char *s, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= len || hex_digit(s[i + 1]) < 0 || hex_digit(s[i + 2]) < 0)
-                return -EINVAL;
-            c = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
-            i += 2;
-        }
-        if (o + 1 >= cap)
-            return -EINVAL;
-        dst[o++] = c;
-    }
-    dst[o] = '\0';
-    return 0;
-}
-
 static int parse_mariadb_url(const char *url, struct source_my_url *u, char *err, size_t errlen)
 {
     memset(u, 0, sizeof(*u));
@@ -146,9 +116,9 @@ static int parse_mariadb_url(const char *url, struct source_my_url *u, char *err
     if (at) {
         const char *colon = memchr(s, ':', (size_t)(at - s));
         size_t ulen = colon ? (size_t)(colon - s) : (size_t)(at - s);
-        if (copy_decoded(u->user, sizeof(u->user), s, ulen) < 0 ||
-            (colon && copy_decoded(u->password, sizeof(u->password), colon + 1,
-                                   (size_t)(at - colon - 1)) < 0))
+        if (percent_decode(s, ulen, false, u->user, sizeof(u->user)) < 0 ||
+            (colon && percent_decode(colon + 1, (size_t)(at - colon - 1), false, u->password,
+                                     sizeof(u->password)) < 0))
             goto bad;
         hp = at + 1;
     }
@@ -165,13 +135,13 @@ static int parse_mariadb_url(const char *url, struct source_my_url *u, char *err
     if (hlen >= sizeof(u->host))
         goto bad;
     memcpy(u->host, hp, hlen);
-    if (slash && copy_decoded(u->db, sizeof(u->db), slash + 1, len - alen - 1) < 0)
+    if (slash && percent_decode(slash + 1, len - alen - 1, false, u->db, sizeof(u->db)) < 0)
         goto bad;
     if (u->db[0] == '\0')
         snprintf(u->db, sizeof(u->db), "telem");
     if (q) {
         if (strncmp(q + 1, "socket=", 7) != 0 ||
-            copy_decoded(u->socket, sizeof(u->socket), q + 8, strlen(q + 8)) < 0)
+            percent_decode(q + 8, strlen(q + 8), false, u->socket, sizeof(u->socket)) < 0)
             goto bad;
     }
     return 0;

@@ -3,6 +3,7 @@
  * Pure and bounded: every field is copied into the struct's fixed arrays, and an error message
  * never quotes the password.
  */
+#include "core/percent.h"
 #include "sink/redis/redis_url.h"
 
 #include <errno.h>
@@ -16,42 +17,6 @@ static int url_fail(char *err, size_t errlen, const char *what)
 {
     snprintf(err, errlen, "redis url: %s", what);
     return -EINVAL;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Copies src[0..len) into dst[0..cap) decoding %XX escapes. Returns 0, -E2BIG or -EINVAL. */
-static int copy_decoded(char *dst, size_t cap, const char *src, size_t len)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return -EINVAL;
-            int hi = hex_value(src[i + 1]), lo = hex_value(src[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -EINVAL;
-            c = (char)(hi * 16 + lo);
-            if (c == '\0')
-                return -EINVAL;
-            i += 2;
-        }
-        if (o + 1 >= cap)
-            return -E2BIG;
-        dst[o++] = c;
-    }
-    dst[o] = '\0';
-    return 0;
 }
 
 /* Parses a decimal number from s[0..len) within [min, max]. Returns 0 or -EINVAL. */
@@ -76,11 +41,11 @@ static int parse_userinfo(const char *s, size_t len, struct redis_url *out, char
 {
     const char *colon = memchr(s, ':', len);
     size_t ulen = colon ? (size_t)(colon - s) : len;
-    if (copy_decoded(out->user, sizeof(out->user), s, ulen) < 0)
+    if (percent_decode(s, ulen, false, out->user, sizeof(out->user)) < 0)
         return url_fail(err, errlen, "user name is too long or badly escaped");
     if (colon) {
         size_t plen = len - ulen - 1;
-        if (copy_decoded(out->password, sizeof(out->password), colon + 1, plen) < 0)
+        if (percent_decode(colon + 1, plen, false, out->password, sizeof(out->password)) < 0)
             return url_fail(err, errlen, "password is too long or badly escaped");
         out->has_password = true;
     }
@@ -141,7 +106,7 @@ static int parse_query(const char *q, size_t len, struct redis_url *out, char *e
             if (parse_number(eq + 1, vlen, 0, INT32_MAX, &out->db) < 0)
                 return url_fail(err, errlen, "db must be a whole number");
         } else if (klen == 6 && memcmp(item, "socket", 6) == 0) {
-            if (copy_decoded(out->socket, sizeof(out->socket), eq + 1, vlen) < 0)
+            if (percent_decode(eq + 1, vlen, false, out->socket, sizeof(out->socket)) < 0)
                 return url_fail(err, errlen, "socket path is too long or badly escaped");
         } else {
             return url_fail(err, errlen, "unknown query key (expected db or socket)");
@@ -173,7 +138,7 @@ int redis_url_parse(const char *url, struct redis_url *out, char *err, size_t er
         /* redis:///path/to.sock: the path, with its leading slash, names the socket. */
         if (!slash || pathlen == 0)
             return url_fail(err, errlen, "needs a host or a socket path");
-        if (copy_decoded(out->socket, sizeof(out->socket), slash, pathlen + 1) < 0)
+        if (percent_decode(slash, pathlen + 1, false, out->socket, sizeof(out->socket)) < 0)
             return url_fail(err, errlen, "socket path is too long or badly escaped");
     } else {
         const char *at = NULL;
