@@ -72,7 +72,7 @@ struct loadgen {
     int64_t epoch;
     int64_t start_ns;
     int64_t deadline_ns;
-    int64_t give_up_ns; /* past the deadline, retries of unanswered batches stop here */
+    int64_t give_up_ns;    /* past the deadline, retries of unanswered batches stop here */
     int64_t stop_grace_ns; /* after a signal: give in-flight batches until then */
     int64_t last_answer_ns;
     uint64_t reserved_records;

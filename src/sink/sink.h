@@ -122,16 +122,16 @@ struct sink_worker_options {
 
 /* Per-sink statistics for /metrics and /health, summed over lanes. */
 struct sink_stats {
-    uint64_t rows;         /* records stored */
-    uint64_t batches;      /* successful write() calls */
-    uint64_t retries;      /* RETRY answers */
-    uint64_t errors;       /* ERROR answers */
-    uint64_t quarantined;  /* records sent to the dead-letter file */
-    uint64_t gap;          /* sequence numbers skipped because the spool no longer had them */
-    uint64_t cursor;       /* lowest lane cursor */
-    int64_t last_ok_ns;    /* wall time of the last successful write, 0 if none */
-    int up;                /* 1 when the last open/write succeeded */
-    char last_error[160];  /* last err text, "" if none */
+    uint64_t rows;        /* records stored */
+    uint64_t batches;     /* successful write() calls */
+    uint64_t retries;     /* RETRY answers */
+    uint64_t errors;      /* ERROR answers */
+    uint64_t quarantined; /* records sent to the dead-letter file */
+    uint64_t gap;         /* sequence numbers skipped because the spool no longer had them */
+    uint64_t cursor;      /* lowest lane cursor */
+    int64_t last_ok_ns;   /* wall time of the last successful write, 0 if none */
+    int up;               /* 1 when the last open/write succeeded */
+    char last_error[160]; /* last err text, "" if none */
 };
 
 struct sink_worker;
