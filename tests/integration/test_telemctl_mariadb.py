@@ -206,7 +206,7 @@ class TelemctlMariadbTest(TelemdTestCase):
         self.assertIn("telemctl migrate", p.stderr)
         p = self.run_ctl("migrate", "--db", self.url)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn("from version 0 to 1", p.stdout)
+        self.assertIn("from version 0 to 2", p.stdout)
         with self.admin(self.db) as c:
             cur = c.cursor()
             cur.execute("SHOW TABLES")
@@ -219,6 +219,81 @@ class TelemctlMariadbTest(TelemdTestCase):
         p = self.run_ctl("query", "trades", "--db", self.url, "--format", "json")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(json.loads(p.stdout), [])
+
+    def test_migrate_from_version_1(self):
+        """A database telem 0.x made (schema version 1: PRIMARY KEY (spool_id, seq), a unique
+        (profile_id, trade_id) key and secondary indexes) is rebuilt with the version 2 key,
+        keeps its rows, and its trade_ids keep deduplicating through telem_trade_id."""
+        spool = "00112233445566778899aabbccddeeff"
+        with self.admin(self.db) as c:
+            cur = c.cursor()
+            opts = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+            cur.execute(
+                "CREATE TABLE trade_performance (spool_id BINARY(16) NOT NULL, seq BIGINT "
+                "UNSIGNED NOT NULL, profile_id VARCHAR(64) NOT NULL, script VARCHAR(64) NOT NULL "
+                "DEFAULT '', symbol VARCHAR(32) NOT NULL DEFAULT '', side VARCHAR(16) NOT NULL "
+                "DEFAULT '', qty DOUBLE NULL, entry_price DOUBLE NULL, exit_price DOUBLE NULL, "
+                "pnl DOUBLE NULL, fees DOUBLE NULL, opened_at DATETIME(6) NULL, closed_at "
+                "DATETIME(6) NOT NULL, trade_id VARCHAR(64) NULL, PRIMARY KEY (spool_id, seq), "
+                "UNIQUE KEY trade_id_per_profile (profile_id, trade_id), KEY profile_time "
+                "(profile_id, closed_at))" + opts)
+            cur.execute(
+                "CREATE TABLE aggregated_metric (spool_id BINARY(16) NOT NULL, seq BIGINT "
+                "UNSIGNED NOT NULL, profile_id VARCHAR(64) NOT NULL, script VARCHAR(64) NOT NULL "
+                "DEFAULT '', name VARCHAR(128) NOT NULL, value DOUBLE NOT NULL, ts DATETIME(6) "
+                "NOT NULL, PRIMARY KEY (spool_id, seq), KEY profile_name_time (profile_id, name, "
+                "ts))" + opts)
+            cur.execute(
+                "CREATE TABLE telem_cursor (spool_id BINARY(16) NOT NULL, sink VARCHAR(80) NOT "
+                "NULL, seq BIGINT UNSIGNED NOT NULL, updated_at DATETIME(6) NOT NULL, PRIMARY "
+                "KEY (spool_id, sink))" + opts)
+            cur.execute(
+                "CREATE TABLE telem_schema (version INT NOT NULL PRIMARY KEY, applied_at "
+                "DATETIME(6) NOT NULL, note VARCHAR(200) NOT NULL DEFAULT '')" + opts)
+            cur.execute("INSERT INTO telem_schema VALUES (1, UTC_TIMESTAMP(6), 'created')")
+            cur.execute(
+                "INSERT INTO trade_performance (spool_id, seq, profile_id, script, pnl, fees, "
+                "closed_at, trade_id) VALUES (UNHEX(%s), 1, 'alpha', 'exec', 10, 1, "
+                "'2026-11-28 10:01:00', 'a1'), (UNHEX(%s), 2, 'alpha', 'exec', -5, 1, "
+                "'2026-11-28 10:02:00', NULL)", (spool, spool))
+            cur.execute(
+                "INSERT INTO aggregated_metric VALUES (UNHEX(%s), 3, 'alpha', 'risk', 'eq', 1000.5, "
+                "'2026-11-28 10:00:00')", (spool,))
+            cur.execute("INSERT INTO telem_cursor VALUES (UNHEX(%s), 'mariadb', 3, "
+                        "UTC_TIMESTAMP(6))", (spool,))
+
+        p = self.run_ctl("migrate", "--db", self.url)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("from version 1 to 2", p.stdout)
+        with self.admin(self.db) as c:
+            cur = c.cursor()
+            keys = {}
+            for table in ("trade_performance", "aggregated_metric"):
+                cur.execute("SELECT INDEX_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) "
+                            "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND "
+                            "TABLE_NAME = %s GROUP BY INDEX_NAME", (self.db, table))
+                keys[table] = dict(cur.fetchall())
+            self.assertEqual(keys, {
+                "trade_performance": {"PRIMARY": "profile_id,closed_at,spool_id,seq"},
+                "aggregated_metric": {"PRIMARY": "profile_id,name,ts,spool_id,seq"}})
+            cur.execute("SELECT profile_id, trade_id, seq FROM telem_trade_id")
+            self.assertEqual(cur.fetchall(), (("alpha", "a1", 1),))
+            cur.execute("SELECT MAX(version) FROM telem_schema")
+            self.assertEqual(cur.fetchone()[0], 2)
+
+        # The old rows read back, and the old trade_id a1 still refuses a repeat.
+        d = self.start_telemd()
+        r = d.write("\n".join([trade("alpha", "99", "0", 5, "a1"),
+                               trade("alpha", "7", "0", 6, "a9")]) + "\n")
+        self.assertIn(r.status, (200, 204), r)
+        self.wait_stored(3, 1)
+        p = self.run_ctl("query", "trades", "--db", self.url, "--format", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([(r["trade_id"], r["pnl"]) for r in json.loads(p.stdout)],
+                         [("a1", 10), (None, -5), ("a9", 7)])
+        p = self.run_ctl("migrate", "--db", self.url)
+        self.assertIn("nothing to do", p.stdout)
+        self.assertEqual(d.stop(), 0)
 
     def test_loadgen_verify(self):
         d = self.start_telemd()

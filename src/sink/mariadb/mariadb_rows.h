@@ -48,7 +48,7 @@ struct mariadb_table_def {
 enum mariadb_rows_table {
     MARIADB_ROWS_TRADES = 0,
     MARIADB_ROWS_METRICS = 1,
-    MARIADB_ROWS_TRADE_IDS = 2, /* telem_trade_id, for partitioned trade tables */
+    MARIADB_ROWS_TRADE_IDS = 2, /* telem_trade_id, the register of trade_ids */
     MARIADB_ROWS_TABLES = 3,
 };
 

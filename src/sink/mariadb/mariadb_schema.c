@@ -25,6 +25,15 @@
 
 #define TABLE_OPTIONS " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
+/*
+ * The one unique key of each data table (the primary key of tables telem creates): it finds a
+ * replayed row (same spool_id and seq, and so the same profile and time) and orders a profile's
+ * rows by time for range reads. Written without spaces: table_has_index compares it with
+ * information_schema's GROUP_CONCAT of the key's columns.
+ */
+#define TRADE_KEY  "profile_id,closed_at,spool_id,seq"
+#define METRIC_KEY "profile_id,name,ts,spool_id,seq"
+
 /* A growable SQL text, for statements whose length depends on the partitions. */
 struct sql_text {
     char *p;
@@ -311,20 +320,7 @@ static int create_data_table(MYSQL *m, const char *table, const struct mariadb_s
     struct sql_text s = {0};
     sql_add(&s, "CREATE TABLE IF NOT EXISTS %s (%s, ", table,
             trades ? trade_columns_sql : metric_columns_sql);
-    if (parted)
-        sql_add(&s, "PRIMARY KEY (spool_id, seq, %s), ", time_col);
-    else
-        sql_add(&s, "PRIMARY KEY (spool_id, seq), ");
-    if (trades) {
-        if (parted)
-            sql_add(&s, "KEY trade_id_lookup (profile_id, trade_id), ");
-        else
-            sql_add(&s, "UNIQUE KEY trade_id_per_profile (profile_id, trade_id), ");
-        sql_add(&s, "KEY profile_time (profile_id, closed_at))");
-    } else {
-        sql_add(&s, "KEY profile_name_time (profile_id, name, ts))");
-    }
-    sql_add(&s, TABLE_OPTIONS);
+    sql_add(&s, "PRIMARY KEY (%s))" TABLE_OPTIONS, trades ? TRADE_KEY : METRIC_KEY);
     if (parted) {
         int64_t today = now_us / (86400 * 1000000LL);
         int64_t first_day = period_start(opt->partitioning, today);
@@ -390,15 +386,12 @@ struct wanted_index {
 };
 
 static const struct wanted_index trade_indexes[] = {
-    {"telem_row", "spool_id,seq", true},
-    {"trade_id_per_profile", "profile_id,trade_id", true},
-    {"profile_time", "profile_id,closed_at", false},
+    {"telem_row", TRADE_KEY, true},
     {NULL, NULL, false},
 };
 
 static const struct wanted_index metric_indexes[] = {
-    {"telem_row", "spool_id,seq", true},
-    {"profile_name_time", "profile_id,name,ts", false},
+    {"telem_row", METRIC_KEY, true},
     {NULL, NULL, false},
 };
 
@@ -685,7 +678,7 @@ done:
 
 /* ---- Migration ---- */
 
-static int ensure_small_tables(MYSQL *m, bool trade_ids, char *err, size_t errlen)
+static int ensure_small_tables(MYSQL *m, char *err, size_t errlen)
 {
     static const char cursors[] =
         "CREATE TABLE IF NOT EXISTS " MARIADB_TABLE_CURSORS " ("
@@ -697,8 +690,61 @@ static int ensure_small_tables(MYSQL *m, bool trade_ids, char *err, size_t errle
                               "closed_at DATETIME(6) NOT NULL, PRIMARY KEY (profile_id, trade_id), "
                               "KEY owner (spool_id, seq), KEY closed (closed_at))" TABLE_OPTIONS;
     int rc = schema_exec(m, cursors, err, errlen);
-    if (rc == 0 && trade_ids)
+    if (rc == 0)
         rc = schema_exec(m, ids, err, errlen);
+    return rc;
+}
+
+/*
+ * upgrade_v1_keys moves a data table from the version 1 keys (PRIMARY KEY (spool_id, seq[,
+ * time]), a trade_id key on the table, a secondary index per profile and time) to the version 2
+ * key, in one ALTER TABLE that rebuilds it. Tables telem made get the new primary key; adopted
+ * tables (their own id primary key) get it as the unique key telem_row. The trade_id register
+ * is filled from the trades by the caller.
+ */
+static int upgrade_v1_keys(MYSQL *m, const char *table, char *err, size_t errlen)
+{
+    struct table_info *t = xmalloc(sizeof(*t));
+    struct sql_text s = {0};
+    int rc = table_inspect(m, table, t, err, errlen);
+    if (rc < 0 || !t->exists)
+        goto done;
+    bool trades = strcmp(table, MARIADB_TABLE_TRADES) == 0;
+    const char *key = trades ? TRADE_KEY : METRIC_KEY;
+    bool done_already;
+    rc = table_has_index(m, table, key, true, false, &done_already, err, errlen);
+    if (rc < 0 || done_already)
+        goto done;
+    sql_add(&s, "ALTER TABLE %s ", table);
+    if (table_column(t, "id"))
+        sql_add(&s, "DROP INDEX IF EXISTS telem_row, ADD UNIQUE KEY telem_row (%s)", key);
+    else
+        sql_add(&s, "DROP PRIMARY KEY, ADD PRIMARY KEY (%s)", key);
+    if (trades)
+        sql_add(&s, ", DROP INDEX IF EXISTS trade_id_per_profile, DROP INDEX IF EXISTS "
+                    "trade_id_lookup, DROP INDEX IF EXISTS profile_time");
+    else
+        sql_add(&s, ", DROP INDEX IF EXISTS profile_name_time");
+    LOG_INFO("mariadb", "schema version 2: rebuilding %s with its new key: %s", table, s.p);
+    rc = schema_exec(m, s.p, err, errlen);
+done:
+    free(s.p);
+    free(t);
+    return rc;
+}
+
+/* fill_trade_ids registers the trade_ids of stored trades (the version 1 to 2 upgrade). */
+static int fill_trade_ids(MYSQL *m, char *err, size_t errlen)
+{
+    static const char sql[] =
+        "INSERT INTO " MARIADB_TABLE_TRADE_IDS " (profile_id, trade_id, spool_id, seq, closed_at) "
+        "SELECT profile_id, trade_id, spool_id, seq, closed_at FROM " MARIADB_TABLE_TRADES
+        " WHERE trade_id IS NOT NULL AND profile_id IS NOT NULL AND spool_id IS NOT NULL AND "
+        "seq IS NOT NULL AND closed_at IS NOT NULL ORDER BY spool_id, seq "
+        "ON DUPLICATE KEY UPDATE seq = " MARIADB_TABLE_TRADE_IDS ".seq";
+    int rc = schema_exec(m, sql, err, errlen);
+    if (rc == 0)
+        rc = schema_exec(m, "COMMIT", err, errlen);
     return rc;
 }
 
@@ -748,7 +794,11 @@ int mariadb_schema_describe(MYSQL *m, struct mariadb_schema_shape *shape, char *
     rc = table_inspect(m, MARIADB_TABLE_CURSORS, t, err, errlen);
     if (rc < 0)
         goto done;
-    shape->tables = trades && metrics && t->exists;
+    bool cursors = t->exists;
+    rc = table_inspect(m, MARIADB_TABLE_TRADE_IDS, t, err, errlen);
+    if (rc < 0)
+        goto done;
+    shape->tables = trades && metrics && cursors && t->exists;
 done:
     free(t);
     return rc;
@@ -770,6 +820,17 @@ static int migrate_locked(MYSQL *m, const struct mariadb_schema_options *opt, ch
     }
     int64_t now_us = mariadb_time_us(clock_wall_ns());
 
+    if (version == 1) {
+        rc = upgrade_v1_keys(m, MARIADB_TABLE_TRADES, err, errlen);
+        if (rc == 0)
+            rc = upgrade_v1_keys(m, MARIADB_TABLE_METRICS, err, errlen);
+        if (rc == 0)
+            rc = ensure_small_tables(m, err, errlen);
+        if (rc == 0)
+            rc = fill_trade_ids(m, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
     rc = ensure_data_table(m, MARIADB_TABLE_TRADES, opt, now_us, err, errlen);
     if (rc == 0)
         rc = ensure_data_table(m, MARIADB_TABLE_METRICS, opt, now_us, err, errlen);
@@ -778,7 +839,7 @@ static int migrate_locked(MYSQL *m, const struct mariadb_schema_options *opt, ch
     struct mariadb_schema_shape shape;
     rc = mariadb_schema_describe(m, &shape, err, errlen);
     if (rc == 0)
-        rc = ensure_small_tables(m, shape.trades_partitioned, err, errlen);
+        rc = ensure_small_tables(m, err, errlen);
     if (rc == 0 && (shape.trades_partitioned || shape.metrics_partitioned))
         rc = mariadb_schema_ensure_partitions(m, opt, now_us, err, errlen);
     if (rc == 0)
@@ -793,7 +854,9 @@ static int migrate_locked(MYSQL *m, const struct mariadb_schema_options *opt, ch
     snprintf(sql, sizeof(sql),
              "INSERT INTO " MARIADB_TABLE_SCHEMA " (version, applied_at, note) VALUES (%d, "
              "UTC_TIMESTAMP(6), '%s') ON DUPLICATE KEY UPDATE version = version",
-             MARIADB_SCHEMA_VERSION, shape.adopted ? "adopted existing tables" : "created");
+             MARIADB_SCHEMA_VERSION,
+             version ? "upgraded from version 1"
+                     : (shape.adopted ? "adopted existing tables" : "created"));
     rc = schema_exec(m, sql, err, errlen);
     if (rc == 0)
         rc = schema_exec(m, "COMMIT", err, errlen);

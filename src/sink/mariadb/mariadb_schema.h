@@ -13,29 +13,38 @@
  *       ts DATETIME(6))
  *   telem_cursor(spool_id, sink VARCHAR(80), seq, updated_at DATETIME(6))   one row per lane
  *   telem_schema(version, applied_at, note)                                 applied versions
- *   telem_trade_id(profile_id, trade_id, spool_id, seq, closed_at)          partitioned only
+ *   telem_trade_id(profile_id, trade_id, spool_id, seq, closed_at)          trade_id register
  * Strings are utf8mb4 with binary collation, so names compare exactly as the spool and the
  * SQLite store compare them. Times are UTC.
  *
- * Keys. Unpartitioned (the default): PRIMARY KEY (spool_id, seq), UNIQUE (profile_id,
- * trade_id), INDEX (profile_id, closed_at); metrics PRIMARY KEY (spool_id, seq), INDEX
- * (profile_id, name, ts). Every insert is `ON DUPLICATE KEY UPDATE seq = seq` in strict mode, so
- * a replayed row or a retried trade_id is a no-op while a value the column cannot hold is an
- * error (DESIGN.md, "Contracts").
+ * Keys (version 2). Each data table has one key: PRIMARY KEY (profile_id, closed_at, spool_id,
+ * seq) for trades, (profile_id, name, ts, spool_id, seq) for metrics. It finds a replayed row (a
+ * record's profile and time never change, so its spool_id and seq come with the same prefix),
+ * it holds a profile's rows together in time order, which is what per-profile range reads and
+ * dashboards want, and it holds the time, which MariaDB wants in every unique key of a table
+ * partitioned by time. Every insert is `ON DUPLICATE KEY UPDATE seq = seq` in strict mode, so a
+ * replayed row is a no-op while a value the column cannot hold is an error (DESIGN.md,
+ * "Contracts"). Version 1 also had a unique (profile_id, trade_id) key and secondary indexes
+ * on the data tables; each secondary index cost about a fifth of the insert rate (measured:
+ * 157-172 k rows/s with one, 206-209 k without, BENCHMARKS.md), so version 2 has none.
  *
- * Partitioned (partitioning = monthly | daily, for tables telem creates): MariaDB wants the
- * partition column in every unique key, so the keys become PRIMARY KEY (spool_id, seq,
- * closed_at) and (spool_id, seq, ts) (a replayed row has the same time, so this still finds it),
- * and the per-profile uniqueness of trade_id moves to the unpartitioned table telem_trade_id,
- * which the sink fills first in the same transaction (see sink_mariadb.c). Tables are
- * PARTITION BY RANGE COLUMNS of the time, one partition per period named p<YYYYMMDD> of its
- * start, a catch-all `pold` below the first and `pmax` above the last; partitions are kept
- * `partitions_ahead` periods ahead of now. Retention drops whole partitions.
+ * A trade's trade_id is unique per profile through telem_trade_id (PRIMARY KEY (profile_id,
+ * trade_id)), which the sink fills first in the same transaction (see sink_mariadb.c): only
+ * trades that carry a trade_id pay for it.
+ *
+ * Partitioned (partitioning = monthly | daily, for tables telem creates): PARTITION BY RANGE
+ * COLUMNS of the time, one partition per period named p<YYYYMMDD> of its start, a catch-all
+ * `pold` below the first and `pmax` above the last; partitions are kept `partitions_ahead`
+ * periods ahead of now. Retention drops whole partitions.
+ *
+ * Upgrade from version 1: each data table is rebuilt with the new key (one ALTER TABLE, which
+ * copies the table: minutes for tens of millions of rows) and telem_trade_id is filled from the
+ * stored trades.
  *
  * Adoption: tables of the old system's shape (an AUTO_INCREMENT id key, no spool_id, seq or
  * trade_id, side CHAR(4), name VARCHAR(64)) gain the missing columns (NULL for old rows), the
- * too-short columns are widened, and the unique keys and indexes above are added; their id
- * column and old rows stay. Adopted tables are never partitioned by migrate: asking for
+ * too-short columns are widened, and the key above is added as the unique key telem_row; their
+ * id column and old rows stay. Adopted tables are never partitioned by migrate: asking for
  * partitioning when an unpartitioned table exists is an error that says so.
  */
 #ifndef TELEM_SINK_MARIADB_MARIADB_SCHEMA_H
@@ -48,7 +57,7 @@
 #include <mysql.h>
 
 /* The version mariadb_schema_migrate() brings a database to. */
-#define MARIADB_SCHEMA_VERSION 1
+#define MARIADB_SCHEMA_VERSION 2
 
 #define MARIADB_TABLE_TRADES    "trade_performance"
 #define MARIADB_TABLE_METRICS   "aggregated_metric"
@@ -72,9 +81,9 @@ struct mariadb_schema_options {
 
 /* What the tables in a database look like, as the write path needs to know. */
 struct mariadb_schema_shape {
-    int version;             /* highest version in telem_schema, 0 when none */
-    bool tables;             /* trade_performance, aggregated_metric and telem_cursor exist */
-    bool trades_partitioned; /* trade_id uniqueness is kept in telem_trade_id */
+    int version; /* highest version in telem_schema, 0 when none */
+    bool tables; /* trade_performance, aggregated_metric, telem_cursor, telem_trade_id exist */
+    bool trades_partitioned;
     bool metrics_partitioned;
     bool adopted; /* trade_performance has the old system's id column */
 };

@@ -9,8 +9,8 @@
  * prepared statements (mariadb_conn.h), so the write path neither allocates nor re-prepares.
  *
  * One batch is one transaction (autocommit is off on every connection):
- *   [partitioned trades only] register trade_ids in telem_trade_id, then read which of this
- *       batch's rows own their (profile, trade_id), so repeats of a trade_id are skipped;
+ *   [trades with a trade_id] register the trade_ids in telem_trade_id, then read which of
+ *       this batch's rows own their (profile, trade_id), so repeats of a trade_id are skipped;
  *   insert trades, rows_per_execute at a time (COM_STMT_BULK_EXECUTE, or multi-row text);
  *   insert metrics the same way;
  *   upsert this lane's telem_cursor row to the batch's cursor;
@@ -153,7 +153,7 @@ struct mariadb_lane {
     char cursor_sql[CURSOR_SQL_MAX]; /* upsert up to the seq value */
     size_t cursor_sql_len;
     struct mariadb_rows *rows[MARIADB_ROWS_TABLES];
-    uint64_t *owned; /* seqs whose trade_id this batch owns (partitioned trades) */
+    uint64_t *owned; /* seqs of this batch that own their (profile, trade_id) */
     size_t nowned, owned_cap;
     int64_t next_maintenance_ns; /* lane 0 only */
 
@@ -460,10 +460,12 @@ static int setup(struct mariadb_sink *s, struct mariadb_conn *c, char *err, size
     rc = mariadb_schema_describe(c->mysql, &s->shape, err, errlen);
     if (rc < 0)
         goto done;
-    if (!s->shape.tables) {
+    if (!s->shape.tables || s->shape.version < MARIADB_SCHEMA_VERSION) {
         snprintf(err, errlen,
-                 "mariadb %s: the tables are missing and migrate = off; run telemctl migrate",
-                 s->name);
+                 "mariadb %s: the schema is at version %d (tables %s), this telem needs version "
+                 "%d, and migrate = off; run telemctl migrate",
+                 s->name, s->shape.version, s->shape.tables ? "present" : "missing",
+                 MARIADB_SCHEMA_VERSION);
         rc = -EPROTO;
         goto done;
     }
@@ -668,7 +670,7 @@ static bool lane_owns(const struct mariadb_lane *L, uint64_t seq)
 
 /*
  * claim_trade_ids registers this batch's trade_ids in telem_trade_id (first writer wins) and
- * reads back which of them this batch owns into L->owned. Partitioned trade tables only.
+ * reads back which of them this batch owns into L->owned.
  */
 static int claim_trade_ids(struct mariadb_sink *s, struct mariadb_lane *L, struct mariadb_conn *c,
                            const struct record *recs, size_t n, unsigned *code, char *err,
@@ -721,8 +723,8 @@ static int claim_trade_ids(struct mariadb_sink *s, struct mariadb_lane *L, struc
 
 /* insert_trades sends this batch's trades, skipping repeats of an owned trade_id. */
 static int insert_trades(struct mariadb_sink *s, struct mariadb_lane *L, struct mariadb_conn *c,
-                         const struct record *recs, size_t n, bool claim, uint64_t *count,
-                         unsigned *code, char *err, size_t errlen)
+                         const struct record *recs, size_t n, uint64_t *count, unsigned *code,
+                         char *err, size_t errlen)
 {
     struct mariadb_rows *r = L->rows[MARIADB_ROWS_TRADES];
     for (size_t i = 0; i < n; i++) {
@@ -730,7 +732,7 @@ static int insert_trades(struct mariadb_sink *s, struct mariadb_lane *L, struct 
         if (rec->kind != RECORD_TRADE)
             continue;
         (*count)++;
-        if (claim && rec->trade_id_len && !lane_owns(L, rec->seq))
+        if (rec->trade_id_len && !lane_owns(L, rec->seq))
             continue; /* a repeat of a trade_id stored before */
         fill_trade(r, rec, s->spool_id);
         if (mariadb_rows_next(r) && mariadb_rows_execute(r, c, code, err, errlen) < 0)
@@ -762,15 +764,14 @@ static int write_batch(struct mariadb_sink *s, struct mariadb_lane *L, struct ma
                        const struct record *recs, size_t n, uint64_t cursor, unsigned *code,
                        char *err, size_t errlen)
 {
-    bool claim = s->shape.trades_partitioned;
-    if (claim && claim_trade_ids(s, L, c, recs, n, code, err, errlen) < 0)
+    if (claim_trade_ids(s, L, c, recs, n, code, err, errlen) < 0)
         return -EIO;
 
     struct mariadb_rows *trades = L->rows[MARIADB_ROWS_TRADES];
     struct mariadb_rows *metrics = L->rows[MARIADB_ROWS_METRICS];
     trades->affected = metrics->affected = 0;
     uint64_t ntrades = 0, nmetrics = 0;
-    int rc = insert_trades(s, L, c, recs, n, claim, &ntrades, code, err, errlen);
+    int rc = insert_trades(s, L, c, recs, n, &ntrades, code, err, errlen);
     if (rc == 0)
         rc = insert_metrics(s, L, c, recs, n, &nmetrics, code, err, errlen);
     if (rc < 0)

@@ -1,9 +1,12 @@
 /*
  * redis_source.c: reading the SQL stores back as records for the Redis rebuild (see
  * redis_source.h). Each store has two ordered streams, trades and metrics, merged here by seq.
- * SQLite streams both with two statements stepping side by side; MariaDB reads pages of
- * SOURCE_PAGE_ROWS rows per table through prepared statements (binary protocol, so doubles
- * arrive bit for bit), keyed by the last seq read, so the server never holds a long cursor open.
+ * SQLite streams both with two statements stepping side by side. MariaDB does the same with two
+ * prepared statements (binary protocol, so doubles arrive bit for bit) opened as read-only
+ * server-side cursors on one connection, fetched SOURCE_PREFETCH_ROWS rows at a time: the data
+ * tables have no index on (spool_id, seq) (their key is per profile and time, see
+ * mariadb_schema.h), so the server sorts each table once for the whole scan (into a temporary
+ * table it hands out a prefetch at a time) instead of once per page.
  */
 #include "core/percent.h"
 #include "sink/redis/redis_source.h"
@@ -19,8 +22,8 @@
 #include "core/alloc.h"
 #include "sink/sqlite/sqlite_schema.h"
 
-#define SOURCE_PAGE_ROWS 20000
-#define SOURCE_DESC_MAX  300
+#define SOURCE_PREFETCH_ROWS 5000
+#define SOURCE_DESC_MAX      300
 
 enum source_kind {
     SOURCE_SQLITE,
@@ -46,11 +49,9 @@ struct source_my_row {
 };
 
 struct source_stream {
-    bool done;          /* no more rows */
-    bool have;          /* row holds the next row, not yet returned */
-    uint64_t last_seq;  /* MariaDB: the page key */
-    unsigned page_rows; /* MariaDB: rows fetched from the current page */
-    bool page_open;
+    bool done;        /* no more rows */
+    bool have;        /* row holds the next row, not yet returned */
+    bool cursor_open; /* MariaDB: the statement has been executed */
     struct record row;
 };
 
@@ -91,10 +92,9 @@ static const char *const mariadb_select[TABLE_COUNT] = {
     "SELECT seq, profile_id, script, symbol, side, trade_id, qty, entry_price, exit_price, pnl, "
     "fees, " MY_EPOCH_US("opened_at") ", " MY_EPOCH_US(
         "closed_at") " FROM trade_performance"
-                     " WHERE spool_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT 20000",
+                     " WHERE spool_id = ? AND seq <= ? ORDER BY seq",
     "SELECT seq, profile_id, script, name, '', '', value, 0, 0, 0, 0, 0, " MY_EPOCH_US(
-        "ts") " FROM aggregated_metric WHERE spool_id = ? AND seq > ? AND seq <= ? ORDER BY seq "
-              "LIMIT 20000",
+        "ts") " FROM aggregated_metric WHERE spool_id = ? AND seq <= ? ORDER BY seq",
 };
 
 static int parse_mariadb_url(const char *url, struct source_my_url *u, char *err, size_t errlen)
@@ -452,10 +452,12 @@ static void bind_my_results(struct source_my_row *r, enum source_table t)
     }
 }
 
-static int my_page(struct redis_source *src, enum source_table t, char *err, size_t errlen)
+/* my_open executes table t's statement as a read-only server-side cursor. */
+static int my_open(struct redis_source *src, enum source_table t, char *err, size_t errlen)
 {
     MYSQL_STMT *st = src->mstmt[t];
-    MYSQL_BIND params[3];
+    MYSQL_BIND params[2];
+    unsigned long cursor = CURSOR_TYPE_READ_ONLY, prefetch = SOURCE_PREFETCH_ROWS;
     unsigned long id_len = REDIS_SOURCE_SPOOL_ID_SIZE;
     memset(params, 0, sizeof(params));
     params[0].buffer_type = MYSQL_TYPE_BLOB;
@@ -463,18 +465,16 @@ static int my_page(struct redis_source *src, enum source_table t, char *err, siz
     params[0].buffer_length = REDIS_SOURCE_SPOOL_ID_SIZE;
     params[0].length = &id_len;
     params[1].buffer_type = MYSQL_TYPE_LONGLONG;
-    params[1].buffer = &src->s[t].last_seq;
+    params[1].buffer = &src->upto;
     params[1].is_unsigned = 1;
-    params[2].buffer_type = MYSQL_TYPE_LONGLONG;
-    params[2].buffer = &src->upto;
-    params[2].is_unsigned = 1;
-    if (mysql_stmt_bind_param(st, params) || mysql_stmt_execute(st) ||
-        mysql_stmt_bind_result(st, src->mrow[t].bind) || mysql_stmt_store_result(st)) {
+    if (mysql_stmt_attr_set(st, STMT_ATTR_CURSOR_TYPE, &cursor) ||
+        mysql_stmt_attr_set(st, STMT_ATTR_PREFETCH_ROWS, &prefetch) ||
+        mysql_stmt_bind_param(st, params) || mysql_stmt_execute(st) ||
+        mysql_stmt_bind_result(st, src->mrow[t].bind)) {
         snprintf(err, errlen, "%s: reading rows: %s", src->desc, mysql_stmt_error(st));
         return -EIO;
     }
-    src->s[t].page_open = true;
-    src->s[t].page_rows = 0;
+    src->s[t].cursor_open = true;
     return 0;
 }
 
@@ -629,30 +629,21 @@ static int stream_fetch(struct redis_source *src, enum source_table t, char *err
             goto bad_row;
         return 1;
     }
-    for (;;) {
-        if (!s->page_open) {
-            int rc = my_page(src, t, err, errlen);
-            if (rc < 0)
-                return rc;
-        }
-        int rc = mysql_stmt_fetch(src->mstmt[t]);
-        if (rc == 0 || rc == MYSQL_DATA_TRUNCATED) {
-            s->page_rows++;
-            if (my_row_record(&src->mrow[t], t, &s->row) < 0)
-                goto bad_row;
-            s->last_seq = s->row.seq;
-            return 1;
-        }
-        if (rc != MYSQL_NO_DATA) {
-            snprintf(err, errlen, "%s: reading rows: %s", src->desc,
-                     mysql_stmt_error(src->mstmt[t]));
-            return -EIO;
-        }
-        mysql_stmt_free_result(src->mstmt[t]);
-        s->page_open = false;
-        if (s->page_rows < SOURCE_PAGE_ROWS)
-            return 0;
+    if (!s->cursor_open) {
+        int rc = my_open(src, t, err, errlen);
+        if (rc < 0)
+            return rc;
     }
+    int rc = mysql_stmt_fetch(src->mstmt[t]);
+    if (rc == MYSQL_NO_DATA)
+        return 0;
+    if (rc != 0 && rc != MYSQL_DATA_TRUNCATED) {
+        snprintf(err, errlen, "%s: reading rows: %s", src->desc, mysql_stmt_error(src->mstmt[t]));
+        return -EIO;
+    }
+    if (my_row_record(&src->mrow[t], t, &s->row) < 0)
+        goto bad_row;
+    return 1;
 bad_row:
     snprintf(err, errlen, "%s: row seq %llu cannot be a record (a value too long or missing)",
              src->desc, (unsigned long long)s->row.seq);
