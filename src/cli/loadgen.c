@@ -5,7 +5,8 @@
  * plus a reference to its prebuilt body, so nothing is copied per request), read the reply,
  * then either move to the next batch (204), count a rejection (4xx), or wait and resend the same
  * batch with the same Telem-Batch header (503, a lost connection). Bodies are built once per
- * sender, so the generator spends its CPU on sockets, not on formatting.
+ * sender, and each new batch only rewrites its timestamps in place (fixed-width digits), so the
+ * generator spends its CPU on sockets, not on formatting.
  */
 #include "cli/loadgen.h"
 
@@ -45,6 +46,8 @@ struct lg_sender {
     struct event *timer;
     char *body;
     size_t body_len;
+    uint32_t *stamp_at;  /* per line: offset of its 19-digit timestamp in body */
+    uint32_t *open_at;   /* per line: offset of opened_at's digits, 0 for metrics */
     uint64_t batch_n;    /* number of the current batch, from 1 */
     bool batch_open;     /* the current batch is taken and not yet answered for good */
     bool resend;         /* the current batch was sent before */
@@ -94,6 +97,32 @@ void loadgen_profile_name(const char *prefix, unsigned i, char *dst, size_t cap)
     snprintf(dst, cap, "%sp%04u", prefix ? prefix : "", i);
 }
 
+#define LG_TS_DIGITS 19 /* nanoseconds since 1970 from 2001 to 2286 */
+
+/* lg_put_digits writes v as exactly LG_TS_DIGITS decimal digits at p. */
+static void lg_put_digits(char *p, int64_t v)
+{
+    for (int i = LG_TS_DIGITS - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/*
+ * lg_stamp_body gives the lines of the sender's batch fresh times, 1 us apart from base_ns, in
+ * place, so the store sees time move forward as a live script's records do (each batch is sent
+ * again and again). A trade opened 60 s before it closed.
+ */
+static void lg_stamp_body(const struct loadgen *lg, struct lg_sender *s, int64_t base_ns)
+{
+    for (unsigned i = 0; i < lg->opt->batch; i++) {
+        int64_t ts = base_ns + (int64_t)(i + 1) * 1000;
+        lg_put_digits(s->body + s->stamp_at[i], ts);
+        if (s->open_at[i])
+            lg_put_digits(s->body + s->open_at[i], ts - 60000000000LL);
+    }
+}
+
 /* lg_build_body writes the sender's batch: canonical lines, one record each. */
 static void lg_build_body(struct loadgen *lg, struct lg_sender *s)
 {
@@ -105,11 +134,14 @@ static void lg_build_body(struct loadgen *lg, struct lg_sender *s)
     char *b = xmalloc(cap);
     double acc = 0;
     int64_t ts = lg->epoch;
+    s->stamp_at = xcalloc(opt->batch, sizeof(*s->stamp_at));
+    s->open_at = xcalloc(opt->batch, sizeof(*s->open_at));
     for (unsigned i = 0; i < opt->batch; i++) {
         ts += 1000;
         acc += opt->trade_share;
         int n;
-        if (acc >= 1.0) {
+        bool trade = acc >= 1.0;
+        if (trade) {
             acc -= 1.0;
             double entry = 100.0 + (double)((i * 7919u + s->index) % 5000) / 100.0;
             double exitp = entry + (double)((int)((i * 104729u) % 200) - 100) / 100.0;
@@ -124,6 +156,10 @@ static void lg_build_body(struct loadgen *lg, struct lg_sender *s)
                          "metric,profile=%s,script=s%u strategy.equity=%.3f %lld\n", profile,
                          script, 10000.0 + (double)(i % 1000) * 1.25, (long long)ts);
         }
+        /* The line ends with " <ts>\n"; a trade's opened_at=<ts>i comes before it. */
+        s->stamp_at[i] = (uint32_t)(len + (size_t)n - 1 - LG_TS_DIGITS);
+        if (trade)
+            s->open_at[i] = s->stamp_at[i] - 2 - LG_TS_DIGITS;
         len += (size_t)n;
     }
     s->body = b;
@@ -362,6 +398,7 @@ static void lg_sender_start_batch(struct lg_sender *s)
         }
         if (!s->body)
             lg_build_body(lg, s);
+        lg_stamp_body(lg, s, clock_wall_ns());
         s->batch_open = true;
         s->resend = false;
         s->batch_n++;
@@ -535,6 +572,8 @@ int loadgen_run(const struct loadgen_options *opt, struct loadgen_summary *sum, 
         lg_sender_drop_connection(s);
         event_free(s->timer);
         free(s->body);
+        free(s->stamp_at);
+        free(s->open_at);
     }
     free(lg.senders);
     event_free(lg.tick);

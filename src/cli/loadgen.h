@@ -5,8 +5,10 @@
  * connection to telemd (unix socket or TCP), all driven by one libevent loop so that thousands
  * of senders need no thread each. Each sender posts bodies of `batch` canonical lines (about 120
  * bytes a trade line, metric lines with one field, so one record per line) with a Telem-Batch
- * header, and resends the same batch after a lost connection or a 503, so a retry is harmless
- * and the count of acknowledged records per profile is exact. Profiles are named
+ * header. Every new batch carries the current time (its lines 1 us apart), as a live script's
+ * records do; stores keyed by profile and time see appends, not inserts into the past. It resends
+ * the same batch after a lost connection or a 503, so a retry is harmless and the count of
+ * acknowledged records per profile is exact. Profiles are named
  * "<prefix>p<N>", so one run's rows can be told apart from every other run's in a shared store.
  */
 #ifndef TELEM_CLI_LOADGEN_H

@@ -25,8 +25,8 @@
  * partitioned by time. Every insert is `ON DUPLICATE KEY UPDATE seq = seq` in strict mode, so a
  * replayed row is a no-op while a value the column cannot hold is an error (DESIGN.md,
  * "Contracts"). Version 1 also had a unique (profile_id, trade_id) key and secondary indexes
- * on the data tables; each secondary index cost about a fifth of the insert rate (measured:
- * 157-172 k rows/s with one, 206-209 k without, BENCHMARKS.md), so version 2 has none.
+ * on the data tables, which took most of the server's CPU: end to end at 300 k rows/s offered,
+ * version 1 stored 179 k rows/s, version 2 292 k (docs/mariadb.md, "Keys"), so it has none.
  *
  * A trade's trade_id is unique per profile through telem_trade_id (PRIMARY KEY (profile_id,
  * trade_id)), which the sink fills first in the same transaction (see sink_mariadb.c): only
