@@ -2,8 +2,8 @@
 # bench/run.sh: builds telem in release mode, starts its own MariaDB, Redis, InfluxDB and telemd,
 # runs the benchmark scenarios and writes BENCHMARKS.md (table, machine facts, command).
 #
-#   bash bench/run.sh [SCENARIO...]   scenarios: micro ingest stores influx baseline redis client
-#                                     (default: all of them)
+#   bash bench/run.sh [SCENARIO...]   scenarios: micro ingest stores redis_impact influx baseline
+#                                     redis client (default: all of them)
 #   BENCH_SECONDS=60                  steady-state length of each end-to-end run
 #   BENCH_PROFILES="100 300 1000"     profiles (x 3 scripts, one connection each) per store run
 #   BENCH_STORES="sqlite mariadb redis all"
@@ -23,12 +23,12 @@ seconds=${BENCH_SECONDS:-60}
 profiles_list=${BENCH_PROFILES:-"100 300 1000"}
 stores=${BENCH_STORES:-"sqlite mariadb redis all"}
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(micro ingest stores influx baseline redis client)
+((${#scenarios[@]})) || scenarios=(micro ingest stores redis_impact influx baseline redis client)
 declare -A offered=(
-    [sqlite]=${BENCH_RATE_SQLITE:-120000}
-    [mariadb]=${BENCH_RATE_MARIADB:-120000}
-    [redis]=${BENCH_RATE_REDIS:-100000}
-    [all]=${BENCH_RATE_ALL:-60000}
+    [sqlite]=${BENCH_RATE_SQLITE:-200000}
+    [mariadb]=${BENCH_RATE_MARIADB:-250000}
+    [redis]=${BENCH_RATE_REDIS:-150000}
+    [all]=${BENCH_RATE_ALL:-100000}
 )
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/telem-bench.XXXXXX")
@@ -121,13 +121,16 @@ sink_args() {
     mariadb) echo "--sink $m" ;;
     redis) echo "--sink $r" ;;
     all) echo "--sink sqlite:telem.db --sink $m --sink $r" ;;
+    mariadb+redis) echo "--sink $m --sink $r" ;;
+    mariadb+redis-down) echo "--sink $m --sink redis://127.0.0.1:$(free_port)/0" ;;
     esac
 }
 
-# store_run STORE PROFILES: 3 scripts a profile, each its own connection, at the store's
-# offered rate, for $seconds s after 10 s of warm-up.
+# store_run STORE PROFILES [SINKS]: 3 scripts a profile, each its own connection, at the
+# store's offered rate, for $seconds s after 10 s of warm-up; the figure is the slowest of SINKS
+# (default: every sink of STORE). Sets last_rows to that figure.
 store_run() {
-    local store=$1 profiles=$2 rate=${offered[$1]}
+    local store=$1 profiles=$2 rate=${offered[$1]} measured=${3:-}
     local dir=$work/$store-$profiles
     mdb -e 'DROP DATABASE IF EXISTS bench; CREATE DATABASE bench; FLUSH STATUS'
     redis-cli -p "$TELEM_TEST_REDIS_PORT" flushall >/dev/null
@@ -135,6 +138,7 @@ store_run() {
     TELEM_MARIADB_PASSWORD=$TELEM_TEST_MARIADB_PASSWORD start_telemd "$dir" $(sink_args "$store")
     local sinks
     case $store in all) sinks="sqlite mariadb redis" ;; *) sinks=$store ;; esac
+    [[ -n $measured ]] && sinks=$measured
     "$telemctl" loadgen --http "127.0.0.1:$port" --profiles "$profiles" --scripts 3 --batch 1000 \
         --rate "$rate" --duration $((seconds + 12)) --json --quiet >"$dir/loadgen.json" &
     local lg=$!
@@ -164,11 +168,12 @@ store_run() {
     stats=$(proc_stats "$telemd_pid")
     wait "$lg" || true
     case $store in
-    mariadb | all) conns+="MariaDB Max_used_connections $(mdb -e "SHOW GLOBAL STATUS LIKE 'Max_used_connections'" | awk '{print $2}') (incl. this query); " ;;
+    mariadb | all | mariadb+redis*) conns+="MariaDB Max_used_connections $(mdb -e "SHOW GLOBAL STATUS LIKE 'Max_used_connections'" | awk '{print $2}') (incl. this query); " ;;
     esac
     case $store in
-    redis | all) conns+="Redis connected_clients $(redis-cli -p "$TELEM_TEST_REDIS_PORT" info clients | awk -F: '/^connected_clients/ { print $2 + 0 }') (incl. this one)" ;;
+    redis | all | mariadb+redis) conns+="Redis connected_clients $(redis-cli -p "$TELEM_TEST_REDIS_PORT" info clients | awk -F: '/^connected_clients/ { print $2 + 0 }') (incl. this one)" ;;
     esac
+    last_rows=$slowest
     row "| $store, ${profiles}x3 senders, offered $rate rec/s | **$slowest rows/s stored** (lag at end: $lag) | ack p50 $(json_field "$dir/loadgen.json" ack_p50_ms) / p99 $(json_field "$dir/loadgen.json" ack_p99_ms) ms; ack to visible p99 $(p99 "$dir/age") s | RSS ${stats% *} MiB, CPU ${stats#* } s; $conns |"
     stop_telemd
 }
@@ -214,6 +219,24 @@ scenario_stores() {
     done
 }
 
+# The MariaDB sink's rate with a Redis sink beside it, Redis running versus unreachable: at the
+# rate the Redis sink sustains (both sinks keep up) and at the MariaDB rate (the machine's two
+# cores are the limit, and a running Redis takes its share of them).
+scenario_redis_impact() {
+    ensure_services
+    local rate running down
+    for rate in "${offered[redis]}" "${offered[mariadb]}"; do
+        say "the MariaDB sink beside a Redis sink at $rate rec/s, Redis running and unreachable"
+        offered[mariadb+redis]=$rate
+        offered[mariadb+redis-down]=$rate
+        store_run mariadb+redis 300 mariadb
+        running=$last_rows
+        store_run mariadb+redis-down 300 mariadb
+        down=$last_rows
+        row "| MariaDB sink rows/s with Redis running / Redis unreachable, offered $rate rec/s (issue 4: within 10%) | **$(awk -v a="$running" -v b="$down" 'BEGIN { printf "%.2f", a / b }')** ($running / $down rows/s) | | |"
+    done
+}
+
 scenario_influx() {
     say "InfluxDB 1.x, the same line-protocol load"
     if ! command -v influxd >/dev/null; then
@@ -245,10 +268,11 @@ EOF
     local profiles
     for profiles in 100 1000; do
         "$telemctl" loadgen --http "127.0.0.1:$port_i" --profiles "$profiles" --scripts 3 \
-            --batch 1000 --duration "$seconds" --json --quiet >"$dir/loadgen-$profiles.json" || true
+            --batch 1000 --rate "${offered[mariadb]}" --duration "$seconds" --json --quiet \
+            >"$dir/loadgen-$profiles.json" || true
         local stats
         stats=$(proc_stats "$influx_pid")
-        row "| InfluxDB 1.6 (Debian), ${profiles}x3 senders, as fast as it takes | **$(json_field "$dir/loadgen-$profiles.json" records_per_s) lines/s acked** (its own store) | ack p50 $(json_field "$dir/loadgen-$profiles.json" ack_p50_ms) / p99 $(json_field "$dir/loadgen-$profiles.json" ack_p99_ms) ms | influxd RSS ${stats% *} MiB, CPU ${stats#* } s |"
+        row "| InfluxDB 1.6 (Debian), ${profiles}x3 senders, offered ${offered[mariadb]} rec/s | **$(json_field "$dir/loadgen-$profiles.json" records_per_s) lines/s acked** (its own store) | ack p50 $(json_field "$dir/loadgen-$profiles.json" ack_p50_ms) / p99 $(json_field "$dir/loadgen-$profiles.json" ack_p99_ms) ms | influxd RSS ${stats% *} MiB, CPU ${stats#* } s |"
     done
     kill "$influx_pid" 2>/dev/null || true
     wait "$influx_pid" 2>/dev/null || true

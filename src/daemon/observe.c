@@ -159,8 +159,8 @@ static void write_sinks(const struct observe_sources *src, const struct spool_st
         {"telem_sink_cursor", "gauge", "Last sequence number the sink stored (lowest lane)"},
         {"telem_sink_lag_records", "gauge", "Records in the spool the sink has not stored"},
         {"telem_sink_oldest_unsent_seconds", "gauge",
-         "Age of the oldest record the sink has not stored (0 when caught up; the spool's "
-         "oldest unsent age for the sinks furthest behind, an upper bound for the others)"},
+         "Age of the oldest record the sink has not stored (0 when caught up; from arrival "
+         "times the spool samples every 250 ms)"},
         {"telem_sink_last_ok_seconds", "gauge", "Seconds since the last successful write"},
         {"telem_sink_up", "gauge", "1 when the sink's last open or write succeeded"},
     };
@@ -196,8 +196,11 @@ static void write_sinks(const struct observe_sources *src, const struct spool_st
                 v = (double)lag;
                 break;
             case 8:
-                if (lag > 0 && sp->oldest_unsent_ns > 0 && now_ns > sp->oldest_unsent_ns)
-                    v = (double)(now_ns - sp->oldest_unsent_ns) / NS_PER_S;
+                if (lag > 0) {
+                    int64_t t = spool_arrival_ns(src->sp, st[i].cursor + 1);
+                    if (t > 0 && now_ns > t)
+                        v = (double)(now_ns - t) / NS_PER_S;
+                }
                 break;
             case 9:
                 if (st[i].last_ok_ns > 0 && now_ns > st[i].last_ok_ns)

@@ -1271,17 +1271,11 @@ void spool_cursor_set(struct spool *sp, int id, uint64_t seq)
     pthread_mutex_unlock(&sp->lock);
 }
 
-/* oldest_unsent returns the arrival time of the record after the lowest cursor. Lock held. */
-static int64_t oldest_unsent(const struct spool *sp)
+/* arrival_of returns the approximate arrival time of record target, 0 when it is not on disk
+ * or not yet written. Lock held. */
+static int64_t arrival_of(const struct spool *sp, uint64_t target)
 {
-    if (sp->ncursors == 0 || sp->nsegs == 0)
-        return 0;
-    uint64_t min = UINT64_MAX;
-    for (size_t i = 0; i < sp->ncursors; i++)
-        if (sp->cursors[i].value < min)
-            min = sp->cursors[i].value;
-    uint64_t target = min + 1;
-    if (target >= sp->written.next_seq)
+    if (sp->nsegs == 0 || target >= sp->written.next_seq)
         return 0;
     int64_t best = sp->segs[0].first_wall_ns;
     for (size_t i = sp->nsegs; i-- > 0;) {
@@ -1309,6 +1303,14 @@ static int64_t oldest_unsent(const struct spool *sp)
     return best;
 }
 
+int64_t spool_arrival_ns(struct spool *sp, uint64_t seq)
+{
+    pthread_mutex_lock(&sp->lock);
+    int64_t t = arrival_of(sp, seq);
+    pthread_mutex_unlock(&sp->lock);
+    return t;
+}
+
 void spool_get_stats(struct spool *sp, struct spool_stats *st)
 {
     memset(st, 0, sizeof(*st));
@@ -1324,7 +1326,14 @@ void spool_get_stats(struct spool *sp, struct spool_stats *st)
     st->fsync_errors = sp->stat_fsync_errors;
     st->corrupt_frames = sp->stat_corrupt;
     st->torn_bytes = sp->stat_torn;
-    st->oldest_unsent_ns = oldest_unsent(sp);
+    st->oldest_unsent_ns = 0;
+    if (sp->ncursors > 0) {
+        uint64_t min = UINT64_MAX;
+        for (size_t i = 0; i < sp->ncursors; i++)
+            if (sp->cursors[i].value < min)
+                min = sp->cursors[i].value;
+        st->oldest_unsent_ns = arrival_of(sp, min + 1);
+    }
     pthread_mutex_unlock(&sp->lock);
     st->duplicates = atomic_load(&sp->stat_duplicates);
     st->producers = atomic_load(&sp->stat_producers);

@@ -117,6 +117,13 @@ int spool_notify_fd(const struct spool *sp);
  */
 void spool_poll(struct spool *sp, uint64_t *durable, uint64_t *failed);
 
+/*
+ * spool_arrival_ns returns when record seq arrived (wall clock, approximately: never later than
+ * the truth, usually within 250 ms of it), or 0 when seq is not written yet or no longer on
+ * disk. Thread-safe. Used for the age of a sink's oldest unsent record (its cursor + 1).
+ */
+int64_t spool_arrival_ns(struct spool *sp, uint64_t seq);
+
 /* spool_get_stats copies current statistics. Thread-safe. */
 void spool_get_stats(struct spool *sp, struct spool_stats *st);
 

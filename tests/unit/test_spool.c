@@ -507,6 +507,30 @@ static void wait_segments(struct spool *sp, uint64_t want)
              (unsigned long long)want);
 }
 
+/* Each sink's age of its oldest unsent record comes from the arrival of its cursor + 1. */
+static void test_arrival_times(void **state)
+{
+    struct fixture *f = *state;
+    struct spool_options o = options(f, 1 << 20);
+    struct spool *sp = open_spool(&o);
+    uint64_t first, ticket;
+    int64_t before = clock_wall_ns();
+    assert_int_equal(append_keys(sp, 1, 10, NULL, &first, &ticket), 0);
+    nanosleep(&(struct timespec){0, 400000000}, NULL);
+    int64_t middle = clock_wall_ns();
+    assert_int_equal(append_keys(sp, 11, 10, NULL, &first, &ticket), 0);
+    assert_int_equal(wait_durable(sp, ticket), 0);
+    int64_t after = clock_wall_ns();
+    int64_t a1 = spool_arrival_ns(sp, 1), a11 = spool_arrival_ns(sp, 11);
+    assert_true(a1 >= before - 1000000000LL && a1 <= middle);
+    /* Sampled at most every 250 ms: never later than the truth, within 250 ms of it. */
+    assert_true(a11 <= after);
+    assert_true(a11 >= middle - 250000000LL);
+    assert_true(a11 > a1);
+    assert_int_equal(spool_arrival_ns(sp, 21), 0); /* not written yet */
+    spool_close(sp);
+}
+
 static void test_cursors_and_deletion(void **state)
 {
     struct fixture *f = *state;
@@ -1149,6 +1173,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_read_across_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arrival_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readers_see_only_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_id_and_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_cut, setup, teardown),
