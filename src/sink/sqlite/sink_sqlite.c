@@ -67,10 +67,14 @@ static const struct conf_entry sqlite_sink_conf[] = {
      0, 0, "full|normal"},
     {"busy_timeout_ms", CONF_INT, "5000", offsetof(struct sqlite_settings, busy_timeout_ms),
      "how long a write waits for another process's lock before it is retried", 0, 3600000, NULL},
-    {"cache_size_kb", CONF_INT, "65536", offsetof(struct sqlite_settings, cache_size_kb),
+    /* 16 MiB of cache and no mapping keep telemd near 48 MiB RSS; measured at 300,000 rows/s
+     * (300 x 3 senders) they stored as fast as 64 MiB and a 256 MiB mapping (220 MiB RSS). */
+    {"cache_size_kb", CONF_INT, "16384", offsetof(struct sqlite_settings, cache_size_kb),
      "page cache of the connection, in KiB", 64, 16777216, NULL},
-    {"mmap_size", CONF_BYTES, "256m", offsetof(struct sqlite_settings, mmap_size),
-     "bytes of the database file mapped into memory (0: none)", 0, 0, NULL},
+    {"mmap_size", CONF_BYTES, "0", offsetof(struct sqlite_settings, mmap_size),
+     "bytes of the database file mapped into memory (0: none; mapped pages count in telemd's "
+     "RSS)",
+     0, 0, NULL},
     {"wal_autocheckpoint", CONF_INT, "10000", offsetof(struct sqlite_settings, wal_autocheckpoint),
      "checkpoint the WAL into the database once it holds this many pages (0: never)", 0, 1000000000,
      NULL},
