@@ -270,9 +270,14 @@ EOF
         "$telemctl" loadgen --http "127.0.0.1:$port_i" --profiles "$profiles" --scripts 3 \
             --batch 1000 --rate "${offered[mariadb]}" --duration "$seconds" --json --quiet \
             >"$dir/loadgen-$profiles.json" || true
-        local stats
-        stats=$(proc_stats "$influx_pid")
-        row "| InfluxDB 1.6 (Debian), ${profiles}x3 senders, offered ${offered[mariadb]} rec/s | **$(json_field "$dir/loadgen-$profiles.json" records_per_s) lines/s acked** (its own store) | ack p50 $(json_field "$dir/loadgen-$profiles.json" ack_p50_ms) / p99 $(json_field "$dir/loadgen-$profiles.json" ack_p99_ms) ms | influxd RSS ${stats% *} MiB, CPU ${stats#* } s |"
+        local stats resources
+        if kill -0 "$influx_pid" 2>/dev/null; then
+            stats=$(proc_stats "$influx_pid")
+            resources="influxd RSS ${stats% *} MiB, CPU ${stats#* } s"
+        else
+            resources="influxd died during the run: $(dmesg 2>/dev/null | grep -o 'Out of memory: Killed process [0-9]* (influxd)' | tail -1 || true)"
+        fi
+        row "| InfluxDB 1.6 (Debian), ${profiles}x3 senders, offered ${offered[mariadb]} rec/s | **$(json_field "$dir/loadgen-$profiles.json" records_per_s) lines/s acked** (its own store) | ack p50 $(json_field "$dir/loadgen-$profiles.json" ack_p50_ms) / p99 $(json_field "$dir/loadgen-$profiles.json" ack_p99_ms) ms | $resources |"
     done
     kill "$influx_pid" 2>/dev/null || true
     wait "$influx_pid" 2>/dev/null || true
@@ -321,6 +326,7 @@ scenario_client() {
 for s in "${scenarios[@]}"; do
     "scenario_$s"
 done
+bash bench/ratios.sh "$results" >>"$results"
 
 out=${BENCH_OUT:-$root/BENCHMARKS.md}
 {
