@@ -20,7 +20,7 @@ function profiles(line) {
     if (match(line, /[0-9]+x3 senders/)) return substr(line, RSTART, RLENGTH - 10) + 0
     return 0
 }
-/^\| mariadb, [0-9]+x3 senders/ { telem[profiles($0)] = bold($0) }
+/^\| mariadb, [0-9]+x3 senders, offered/ { telem[profiles($0)] = bold($0) }
 /^\| InfluxDB .*, [0-9]+x3 senders/ { influx[profiles($0)] = bold($0) }
 /^\| old design, 100x3 processes/ {
     old = field($0, "rows_per_s"); oldconn = field($0, "max_used_connections")

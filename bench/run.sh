@@ -2,8 +2,8 @@
 # bench/run.sh: builds telem in release mode, starts its own MariaDB, Redis, InfluxDB and telemd,
 # runs the benchmark scenarios and writes BENCHMARKS.md (table, machine facts, command).
 #
-#   bash bench/run.sh [SCENARIO...]   scenarios: micro ingest stores redis_impact influx baseline
-#                                     redis client (default: all of them)
+#   bash bench/run.sh [SCENARIO...]   scenarios: micro ingest stores trade_ids redis_impact influx
+#                                     baseline redis client (default: all of them)
 #   BENCH_SECONDS=60                  steady-state length of each end-to-end run
 #   BENCH_PROFILES="100 300 1000"     profiles (x 3 scripts, one connection each) per store run
 #   BENCH_STORES="sqlite mariadb redis all"
@@ -23,7 +23,7 @@ seconds=${BENCH_SECONDS:-60}
 profiles_list=${BENCH_PROFILES:-"100 300 1000"}
 stores=${BENCH_STORES:-"sqlite mariadb redis all"}
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(micro ingest stores redis_impact influx baseline redis client)
+((${#scenarios[@]})) || scenarios=(micro ingest stores trade_ids redis_impact influx baseline redis client)
 declare -A offered=(
     [sqlite]=${BENCH_RATE_SQLITE:-200000}
     [mariadb]=${BENCH_RATE_MARIADB:-250000}
@@ -31,6 +31,7 @@ declare -A offered=(
     [all]=${BENCH_RATE_ALL:-100000}
 )
 
+lg_extra="" # more loadgen flags for store_run
 work=$(mktemp -d "${TMPDIR:-/tmp}/telem-bench.XXXXXX")
 results=$work/results.md
 telemd_pid=""
@@ -139,8 +140,9 @@ store_run() {
     local sinks
     case $store in all) sinks="sqlite mariadb redis" ;; *) sinks=$store ;; esac
     [[ -n $measured ]] && sinks=$measured
+    # shellcheck disable=SC2086
     "$telemctl" loadgen --http "127.0.0.1:$port" --profiles "$profiles" --scripts 3 --batch 1000 \
-        --rate "$rate" --duration $((seconds + 12)) --json --quiet >"$dir/loadgen.json" &
+        --rate "$rate" --duration $((seconds + 12)) --json --quiet $lg_extra >"$dir/loadgen.json" &
     local lg=$!
     sleep 10
     declare -A r0 r1
@@ -174,7 +176,7 @@ store_run() {
     redis | all | mariadb+redis) conns+="Redis connected_clients $(redis-cli -p "$TELEM_TEST_REDIS_PORT" info clients | awk -F: '/^connected_clients/ { print $2 + 0 }') (incl. this one)" ;;
     esac
     last_rows=$slowest
-    row "| $store, ${profiles}x3 senders, offered $rate rec/s | **$slowest rows/s stored** (lag at end: $lag) | ack p50 $(json_field "$dir/loadgen.json" ack_p50_ms) / p99 $(json_field "$dir/loadgen.json" ack_p99_ms) ms; ack to visible p99 $(p99 "$dir/age") s | RSS ${stats% *} MiB, CPU ${stats#* } s; $conns |"
+    row "| $store, ${profiles}x3 senders${lg_extra:+ ($lg_extra)}, offered $rate rec/s | **$slowest rows/s stored** (lag at end: $lag) | ack p50 $(json_field "$dir/loadgen.json" ack_p50_ms) / p99 $(json_field "$dir/loadgen.json" ack_p99_ms) ms; ack to visible p99 $(p99 "$dir/age") s | RSS ${stats% *} MiB, CPU ${stats#* } s; $conns |"
     stop_telemd
 }
 
@@ -217,6 +219,15 @@ scenario_stores() {
             store_run "$store" "$profiles"
         done
     done
+}
+
+# MariaDB with every trade carrying a trade_id (unique per profile: the register table).
+scenario_trade_ids() {
+    ensure_services
+    say "end to end: mariadb, 300x3 senders, every trade with a trade_id"
+    lg_extra=--trade-ids
+    store_run mariadb 300
+    lg_extra=""
 }
 
 # The MariaDB sink's rate with a Redis sink beside it, Redis running versus unreachable: at the

@@ -24,6 +24,7 @@ static void loadgen_usage(FILE *out)
           "  --socket PATH       telemd's unix socket (default ./telem-data/telemd.sock)\n"
           "  --http HOST:PORT    telemd's TCP address instead of the socket\n"
           "  --trade-share F     fraction of lines that are trades, 0..1 (default 0.5)\n"
+          "  --trade-ids         trades carry a trade_id, unique per profile (default: none)\n"
           "  --rate N            target records/s over all senders (default: as fast as possible)\n"
           "  --duration S        seconds to send for (default 10 unless --records is given)\n"
           "  --records N         records to send in all (whole batches)\n"
@@ -149,6 +150,7 @@ int cmd_loadgen(int argc, char **argv)
         {"socket", required_argument, NULL, 'S'},
         {"http", required_argument, NULL, 'H'},
         {"trade-share", required_argument, NULL, 't'},
+        {"trade-ids", no_argument, NULL, 'T'},
         {"rate", required_argument, NULL, 'r'},
         {"duration", required_argument, NULL, 'd'},
         {"records", required_argument, NULL, 'n'},
@@ -197,6 +199,9 @@ int cmd_loadgen(int argc, char **argv)
         case 'H':
             opt.http_addr = optarg;
             opt.socket_path = NULL;
+            break;
+        case 'T':
+            opt.trade_ids = true;
             break;
         case 't':
             rc = parse_double("--trade-share", optarg, 0, 1, &opt.trade_share);

@@ -48,6 +48,7 @@ struct lg_sender {
     size_t body_len;
     uint32_t *stamp_at;  /* per line: offset of its 19-digit timestamp in body */
     uint32_t *open_at;   /* per line: offset of opened_at's digits, 0 for metrics */
+    uint32_t *tid_at;    /* per line: offset of the batch digits of its trade_id, 0 for none */
     uint64_t batch_n;    /* number of the current batch, from 1 */
     bool batch_open;     /* the current batch is taken and not yet answered for good */
     bool resend;         /* the current batch was sent before */
@@ -97,12 +98,13 @@ void loadgen_profile_name(const char *prefix, unsigned i, char *dst, size_t cap)
     snprintf(dst, cap, "%sp%04u", prefix ? prefix : "", i);
 }
 
-#define LG_TS_DIGITS 19 /* nanoseconds since 1970 from 2001 to 2286 */
+#define LG_TS_DIGITS    19 /* nanoseconds since 1970 from 2001 to 2286 */
+#define LG_BATCH_DIGITS 10 /* the batch number inside a trade_id */
 
-/* lg_put_digits writes v as exactly LG_TS_DIGITS decimal digits at p. */
-static void lg_put_digits(char *p, int64_t v)
+/* lg_put_digits writes v as exactly width decimal digits at p. */
+static void lg_put_digits(char *p, int64_t v, int width)
 {
-    for (int i = LG_TS_DIGITS - 1; i >= 0; i--) {
+    for (int i = width - 1; i >= 0; i--) {
         p[i] = (char)('0' + v % 10);
         v /= 10;
     }
@@ -111,15 +113,18 @@ static void lg_put_digits(char *p, int64_t v)
 /*
  * lg_stamp_body gives the lines of the sender's batch fresh times, 1 us apart from base_ns, in
  * place, so the store sees time move forward as a live script's records do (each batch is sent
- * again and again). A trade opened 60 s before it closed.
+ * again and again). A trade opened 60 s before it closed. With trade_ids, each trade's id
+ * carries the batch number, so ids stay unique per profile ("s<script>-<batch>-<line>").
  */
 static void lg_stamp_body(const struct loadgen *lg, struct lg_sender *s, int64_t base_ns)
 {
     for (unsigned i = 0; i < lg->opt->batch; i++) {
         int64_t ts = base_ns + (int64_t)(i + 1) * 1000;
-        lg_put_digits(s->body + s->stamp_at[i], ts);
+        lg_put_digits(s->body + s->stamp_at[i], ts, LG_TS_DIGITS);
         if (s->open_at[i])
-            lg_put_digits(s->body + s->open_at[i], ts - 60000000000LL);
+            lg_put_digits(s->body + s->open_at[i], ts - 60000000000LL, LG_TS_DIGITS);
+        if (s->tid_at[i])
+            lg_put_digits(s->body + s->tid_at[i], (int64_t)s->batch_n, LG_BATCH_DIGITS);
     }
 }
 
@@ -136,6 +141,7 @@ static void lg_build_body(struct loadgen *lg, struct lg_sender *s)
     int64_t ts = lg->epoch;
     s->stamp_at = xcalloc(opt->batch, sizeof(*s->stamp_at));
     s->open_at = xcalloc(opt->batch, sizeof(*s->open_at));
+    s->tid_at = xcalloc(opt->batch, sizeof(*s->tid_at));
     for (unsigned i = 0; i < opt->batch; i++) {
         ts += 1000;
         acc += opt->trade_share;
@@ -145,21 +151,28 @@ static void lg_build_body(struct loadgen *lg, struct lg_sender *s)
             acc -= 1.0;
             double entry = 100.0 + (double)((i * 7919u + s->index) % 5000) / 100.0;
             double exitp = entry + (double)((int)((i * 104729u) % 200) - 100) / 100.0;
+            char tid[48] = "";
+            int tid_len = 0;
+            if (opt->trade_ids)
+                tid_len = snprintf(tid, sizeof(tid), ",trade_id=\"s%u-%0*d-%05u\"", script,
+                                   LG_BATCH_DIGITS, 0, i);
             n = snprintf(b + len, cap - len,
                          "trade,profile=%s,script=s%u,symbol=SYM%u,side=%s qty=%u,"
-                         "entry_price=%.2f,exit_price=%.2f,pnl=%.2f,fees=0.05,opened_at=%lldi "
+                         "entry_price=%.2f,exit_price=%.2f,pnl=%.2f,fees=0.05,opened_at=%lldi%s "
                          "%lld\n",
                          profile, script, i % 50, i & 1 ? "sell" : "buy", 1 + i % 9, entry, exitp,
-                         exitp - entry, (long long)(ts - 60000000000LL), (long long)ts);
+                         exitp - entry, (long long)(ts - 60000000000LL), tid, (long long)ts);
+            /* The line ends with "opened_at=<ts>i<tid> <ts>\n". */
+            uint32_t tid_start = (uint32_t)(len + (size_t)n - 2 - LG_TS_DIGITS - (size_t)tid_len);
+            s->open_at[i] = tid_start - 1 - LG_TS_DIGITS;
+            if (tid_len)
+                s->tid_at[i] = tid_start + (uint32_t)(strchr(tid, '-') + 1 - tid);
         } else {
             n = snprintf(b + len, cap - len,
                          "metric,profile=%s,script=s%u strategy.equity=%.3f %lld\n", profile,
                          script, 10000.0 + (double)(i % 1000) * 1.25, (long long)ts);
         }
-        /* The line ends with " <ts>\n"; a trade's opened_at=<ts>i comes before it. */
-        s->stamp_at[i] = (uint32_t)(len + (size_t)n - 1 - LG_TS_DIGITS);
-        if (trade)
-            s->open_at[i] = s->stamp_at[i] - 2 - LG_TS_DIGITS;
+        s->stamp_at[i] = (uint32_t)(len + (size_t)n - 1 - LG_TS_DIGITS); /* " <ts>\n" */
         len += (size_t)n;
     }
     s->body = b;
@@ -398,10 +411,10 @@ static void lg_sender_start_batch(struct lg_sender *s)
         }
         if (!s->body)
             lg_build_body(lg, s);
-        lg_stamp_body(lg, s, clock_wall_ns());
         s->batch_open = true;
         s->resend = false;
         s->batch_n++;
+        lg_stamp_body(lg, s, clock_wall_ns());
         lg->reserved_records += opt->batch;
         lg->sum->sent_records += opt->batch;
         if (opt->rate > 0) {
@@ -574,6 +587,7 @@ int loadgen_run(const struct loadgen_options *opt, struct loadgen_summary *sum, 
         free(s->body);
         free(s->stamp_at);
         free(s->open_at);
+        free(s->tid_at);
     }
     free(lg.senders);
     event_free(lg.tick);

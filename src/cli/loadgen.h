@@ -27,6 +27,7 @@ struct loadgen_options {
     const char *http_addr;   /* "127.0.0.1:8186" when socket_path is NULL */
     const char *token;       /* Authorization: Token, or NULL; never printed */
     double trade_share;      /* fraction of lines that are trades, 0..1 */
+    bool trade_ids;          /* trades carry a trade_id unique per profile */
     double rate;             /* target records/s over all senders; 0 = as fast as possible */
     double duration_s;       /* stop sending new batches after this long (0: use records) */
     uint64_t records;        /* stop after this many records were sent (0: use duration) */

@@ -678,20 +678,45 @@ done:
 
 /* ---- Migration ---- */
 
-static int ensure_small_tables(MYSQL *m, char *err, size_t errlen)
+/*
+ * ensure_small_tables creates the cursor table and the trade_id register. The register has an
+ * index on closed_at only where retention deletes from it (partitioned trades): an index costs
+ * a B-tree insert per trade_id.
+ */
+static int ensure_small_tables(MYSQL *m, bool partitioned, char *err, size_t errlen)
 {
     static const char cursors[] =
         "CREATE TABLE IF NOT EXISTS " MARIADB_TABLE_CURSORS " ("
         "spool_id BINARY(16) NOT NULL, sink VARCHAR(80) NOT NULL, seq BIGINT UNSIGNED NOT NULL, "
         "updated_at DATETIME(6) NOT NULL, PRIMARY KEY (spool_id, sink))" TABLE_OPTIONS;
-    static const char ids[] = "CREATE TABLE IF NOT EXISTS " MARIADB_TABLE_TRADE_IDS " ("
-                              "profile_id VARCHAR(64) NOT NULL, trade_id VARCHAR(64) NOT NULL, "
-                              "spool_id BINARY(16) NOT NULL, seq BIGINT UNSIGNED NOT NULL, "
-                              "closed_at DATETIME(6) NOT NULL, PRIMARY KEY (profile_id, trade_id), "
-                              "KEY owner (spool_id, seq), KEY closed (closed_at))" TABLE_OPTIONS;
+    static const char ids[] =
+        "CREATE TABLE IF NOT EXISTS " MARIADB_TABLE_TRADE_IDS " ("
+        "profile_id VARCHAR(64) NOT NULL, trade_id VARCHAR(64) NOT NULL, "
+        "spool_id BINARY(16) NOT NULL, seq BIGINT UNSIGNED NOT NULL, "
+        "closed_at DATETIME(6) NOT NULL, PRIMARY KEY (profile_id, trade_id))" TABLE_OPTIONS;
     int rc = schema_exec(m, cursors, err, errlen);
     if (rc == 0)
         rc = schema_exec(m, ids, err, errlen);
+    bool found = true;
+    if (rc == 0 && partitioned)
+        rc = table_has_index(m, MARIADB_TABLE_TRADE_IDS, "closed_at", false, true, &found, err,
+                             errlen);
+    if (rc == 0 && !found)
+        rc = schema_exec(m, "ALTER TABLE " MARIADB_TABLE_TRADE_IDS " ADD KEY closed (closed_at)",
+                         err, errlen);
+    return rc;
+}
+
+/* drop_v1_owner_key drops telem_trade_id's (spool_id, seq) key of version 1: the sink now finds
+ * owners by primary key, and the key cost a B-tree insert per trade_id. */
+static int drop_v1_owner_key(MYSQL *m, char *err, size_t errlen)
+{
+    bool found;
+    int rc = table_has_index(m, MARIADB_TABLE_TRADE_IDS, "spool_id,seq", false, false, &found, err,
+                             errlen);
+    if (rc == 0 && found)
+        rc = schema_exec(m, "ALTER TABLE " MARIADB_TABLE_TRADE_IDS " DROP INDEX IF EXISTS owner",
+                         err, errlen);
     return rc;
 }
 
@@ -825,7 +850,9 @@ static int migrate_locked(MYSQL *m, const struct mariadb_schema_options *opt, ch
         if (rc == 0)
             rc = upgrade_v1_keys(m, MARIADB_TABLE_METRICS, err, errlen);
         if (rc == 0)
-            rc = ensure_small_tables(m, err, errlen);
+            rc = ensure_small_tables(m, false, err, errlen);
+        if (rc == 0)
+            rc = drop_v1_owner_key(m, err, errlen);
         if (rc == 0)
             rc = fill_trade_ids(m, err, errlen);
         if (rc < 0)
@@ -839,7 +866,7 @@ static int migrate_locked(MYSQL *m, const struct mariadb_schema_options *opt, ch
     struct mariadb_schema_shape shape;
     rc = mariadb_schema_describe(m, &shape, err, errlen);
     if (rc == 0)
-        rc = ensure_small_tables(m, err, errlen);
+        rc = ensure_small_tables(m, shape.trades_partitioned, err, errlen);
     if (rc == 0 && (shape.trades_partitioned || shape.metrics_partitioned))
         rc = mariadb_schema_ensure_partitions(m, opt, now_us, err, errlen);
     if (rc == 0)

@@ -153,8 +153,10 @@ struct mariadb_lane {
     char cursor_sql[CURSOR_SQL_MAX]; /* upsert up to the seq value */
     size_t cursor_sql_len;
     struct mariadb_rows *rows[MARIADB_ROWS_TABLES];
-    uint64_t *owned; /* seqs of this batch that own their (profile, trade_id) */
-    size_t nowned, owned_cap;
+    uint8_t *claim; /* per record of the batch: enum claim_state (trades with a trade_id) */
+    size_t claim_cap;
+    char *lookup_sql; /* the owner lookup of the batch's trade_ids */
+    size_t lookup_cap;
     int64_t next_maintenance_ns; /* lane 0 only */
 
     /* Read by metrics() from other threads. */
@@ -305,7 +307,8 @@ static void mariadb_sink_destroy(void *state)
     for (unsigned i = 0; s->lanes && i < s->nlanes; i++) {
         for (unsigned t = 0; t < MARIADB_ROWS_TABLES; t++)
             mariadb_rows_destroy(s->lanes[i].rows[t]);
-        free(s->lanes[i].owned);
+        free(s->lanes[i].claim);
+        free(s->lanes[i].lookup_sql);
     }
     free(s->lanes);
     pthread_mutex_destroy(&s->setup_lock);
@@ -655,73 +658,114 @@ static void fill_trade_id(struct mariadb_rows *r, const struct record *rec, cons
     put_time(r, MARIADB_TID_CLOSED_AT, rec->ts_ns);
 }
 
-static bool lane_owns(const struct mariadb_lane *L, uint64_t seq)
-{
-    size_t lo = 0, hi = L->nowned;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (L->owned[mid] < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < L->nowned && L->owned[lo] == seq;
-}
+/* What the register says of one record's (profile, trade_id). */
+enum claim_state {
+    CLAIM_NEW = 0,   /* not registered: this record registers it */
+    CLAIM_OURS = 1,  /* registered to this very record (an earlier attempt of this batch) */
+    CLAIM_TAKEN = 2, /* registered to another record: a repeat, skipped */
+};
 
 /*
- * claim_trade_ids registers this batch's trade_ids in telem_trade_id (first writer wins) and
- * reads back which of them this batch owns into L->owned.
+ * lookup_owners reads the register rows of the batch's trade_ids by primary key and marks each
+ * record CLAIM_OURS or CLAIM_TAKEN by who its id is registered to. Returns 0 or -EIO with *code
+ * and err set.
  */
-static int claim_trade_ids(struct mariadb_sink *s, struct mariadb_lane *L, struct mariadb_conn *c,
-                           const struct record *recs, size_t n, unsigned *code, char *err,
-                           size_t errlen)
+static int lookup_owners(struct mariadb_sink *s, struct mariadb_lane *L, struct mariadb_conn *c,
+                         const struct record *recs, size_t n, unsigned *code, char *err,
+                         size_t errlen)
 {
-    struct mariadb_rows *r = L->rows[MARIADB_ROWS_TRADE_IDS];
-    uint64_t lo = UINT64_MAX, hi = 0;
-    size_t count = 0;
-    L->nowned = 0;
+    static const char head[] = "SELECT profile_id, trade_id, seq, spool_id = X'";
+    size_t len = 0;
     for (size_t i = 0; i < n; i++) {
         const struct record *rec = &recs[i];
         if (rec->kind != RECORD_TRADE || !rec->trade_id_len)
             continue;
-        fill_trade_id(r, rec, s->spool_id);
-        count++;
-        lo = rec->seq < lo ? rec->seq : lo;
-        hi = rec->seq > hi ? rec->seq : hi;
-        if (mariadb_rows_next(r) && mariadb_rows_execute(r, c, code, err, errlen) < 0)
-            return -EIO;
+        size_t need = len + 2 * (rec->profile_len + rec->trade_id_len) + 16 + sizeof(head) +
+                      2 * SPOOL_ID_SIZE + 128;
+        if (need > L->lookup_cap) {
+            L->lookup_cap = need * 2;
+            L->lookup_sql = xrealloc(L->lookup_sql, L->lookup_cap);
+        }
+        if (len == 0)
+            len = (size_t)snprintf(L->lookup_sql, L->lookup_cap,
+                                   "%s%s' FROM " MARIADB_TABLE_TRADE_IDS
+                                   " WHERE (profile_id, trade_id) IN (",
+                                   head, s->spool_hex);
+        else
+            L->lookup_sql[len++] = ',';
+        L->lookup_sql[len++] = '(';
+        len += mariadb_schema_quote(rec->profile, rec->profile_len, L->lookup_sql + len);
+        L->lookup_sql[len++] = ',';
+        len += mariadb_schema_quote(rec->trade_id, rec->trade_id_len, L->lookup_sql + len);
+        L->lookup_sql[len++] = ')';
     }
-    if (mariadb_rows_execute(r, c, code, err, errlen) < 0)
-        return -EIO;
-    if (!count)
+    if (len == 0)
         return 0;
-
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "SELECT seq FROM " MARIADB_TABLE_TRADE_IDS " WHERE spool_id = X'%s' AND seq BETWEEN "
-             "%llu AND %llu ORDER BY seq",
-             s->spool_hex, (unsigned long long)lo, (unsigned long long)hi);
+    L->lookup_sql[len++] = ')';
     MYSQL_RES *res = NULL;
-    if (mysql_real_query(c->mysql, sql, strlen(sql)) != 0 ||
+    if (mysql_real_query(c->mysql, L->lookup_sql, (unsigned long)len) != 0 ||
         !(res = mysql_store_result(c->mysql))) {
         *code = mysql_errno(c->mysql);
         snprintf(err, errlen, "mariadb: reading trade_id owners: %s (error %u)",
                  mysql_error(c->mysql), *code);
         return -EIO;
     }
-    size_t rows = (size_t)mysql_num_rows(res);
-    if (rows > L->owned_cap) {
-        L->owned_cap = rows;
-        L->owned = xrealloc(L->owned, rows * sizeof(*L->owned));
-    }
     MYSQL_ROW row;
-    while ((row = mysql_fetch_row(res)))
-        L->owned[L->nowned++] = strtoull(row[0], NULL, 10);
+    while ((row = mysql_fetch_row(res))) {
+        unsigned long *lens = mysql_fetch_lengths(res);
+        uint64_t seq = strtoull(row[2], NULL, 10);
+        bool ours = row[3] && row[3][0] == '1';
+        /* Usually no rows at all; a batch retried after a lost COMMIT answer has one per id. */
+        for (size_t i = 0; i < n; i++) {
+            const struct record *rec = &recs[i];
+            if (rec->kind != RECORD_TRADE || rec->profile_len != lens[0] ||
+                rec->trade_id_len != lens[1] || memcmp(rec->profile, row[0], lens[0]) != 0 ||
+                memcmp(rec->trade_id, row[1], lens[1]) != 0)
+                continue;
+            L->claim[i] = ours && rec->seq == seq ? CLAIM_OURS : CLAIM_TAKEN;
+        }
+    }
     mysql_free_result(res);
     return 0;
 }
 
-/* insert_trades sends this batch's trades, skipping repeats of an owned trade_id. */
+/*
+ * claim_trade_ids decides which of the batch's trades with a trade_id may be stored: those whose
+ * (profile, trade_id) was not registered yet, or is registered to the record itself. It
+ * registers every id (INSERT ... ON DUPLICATE KEY UPDATE seq = seq: the first writer keeps the
+ * id) and, only when fewer rows went in than it sent (an id was registered before, by another
+ * record, by another host meanwhile, or by an earlier attempt of this batch), looks the owners
+ * up by primary key. Fills L->claim.
+ */
+static int claim_trade_ids(struct mariadb_sink *s, struct mariadb_lane *L, struct mariadb_conn *c,
+                           const struct record *recs, size_t n, unsigned *code, char *err,
+                           size_t errlen)
+{
+    if (n > L->claim_cap) {
+        L->claim_cap = n;
+        L->claim = xrealloc(L->claim, n);
+    }
+    memset(L->claim, CLAIM_NEW, n);
+    struct mariadb_rows *r = L->rows[MARIADB_ROWS_TRADE_IDS];
+    r->affected = 0;
+    uint64_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct record *rec = &recs[i];
+        if (rec->kind != RECORD_TRADE || !rec->trade_id_len)
+            continue;
+        fill_trade_id(r, rec, s->spool_id);
+        sent++;
+        if (mariadb_rows_next(r) && mariadb_rows_execute(r, c, code, err, errlen) < 0)
+            return -EIO;
+    }
+    if (mariadb_rows_execute(r, c, code, err, errlen) < 0)
+        return -EIO;
+    if (r->affected == sent)
+        return 0; /* every id was new: this batch owns them all */
+    return lookup_owners(s, L, c, recs, n, code, err, errlen);
+}
+
+/* insert_trades sends this batch's trades, skipping repeats of a registered trade_id. */
 static int insert_trades(struct mariadb_sink *s, struct mariadb_lane *L, struct mariadb_conn *c,
                          const struct record *recs, size_t n, uint64_t *count, unsigned *code,
                          char *err, size_t errlen)
@@ -732,7 +776,7 @@ static int insert_trades(struct mariadb_sink *s, struct mariadb_lane *L, struct 
         if (rec->kind != RECORD_TRADE)
             continue;
         (*count)++;
-        if (rec->trade_id_len && !lane_owns(L, rec->seq))
+        if (rec->trade_id_len && L->claim[i] == CLAIM_TAKEN)
             continue; /* a repeat of a trade_id stored before */
         fill_trade(r, rec, s->spool_id);
         if (mariadb_rows_next(r) && mariadb_rows_execute(r, c, code, err, errlen) < 0)
