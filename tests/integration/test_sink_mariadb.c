@@ -809,9 +809,25 @@ static void test_partitions_and_retention(void **state)
     db_name(db, sizeof(db), "part");
     fresh_db(db);
     struct sink_under_test t;
+    /* First unpartitioned tables: the trade_id register has no closed_at index there (nothing
+     * deletes from it by time). Then, as the error for partitioning asked on existing tables
+     * suggests, the data tables are renamed away and a partitioned sink makes new ones: the
+     * register it finds gains the index retention needs. */
+    assert_int_equal(open_sink(&t, db, NULL, NULL, err, sizeof(err)), 0);
+    open_lanes(&t, NULL);
+    close_sink(&t);
+#define CLOSED_INDEX                                                                               \
+    "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '%s' AND "            \
+    "TABLE_NAME = 'telem_trade_id' AND COLUMN_NAME = 'closed_at'"
+    assert_int_equal(sql_int(CLOSED_INDEX, db), 0);
+    sql("RENAME TABLE %s.trade_performance TO %s.old_trades, %s.aggregated_metric TO "
+        "%s.old_metrics",
+        db, db, db, db);
     const char *extra[] = {"partitioning=daily", "partitions_ahead=2", "lanes=1", NULL};
     assert_int_equal(open_sink(&t, db, NULL, extra, err, sizeof(err)), 0);
     open_lanes(&t, NULL);
+    assert_int_equal(sql_int(CLOSED_INDEX, db), 1);
+#undef CLOSED_INDEX
     /* pold, today, 2 ahead and the one after, pmax. */
     long long parts = sql_int("SELECT COUNT(*) FROM information_schema.PARTITIONS WHERE "
                               "TABLE_SCHEMA = '%s' AND TABLE_NAME = 'trade_performance'",
