@@ -153,11 +153,15 @@ class Sender(threading.Thread):
 
     # Results.
 
+    # The sender thread may add batches while another thread reads the results mid-run:
+    # list(dict.values()) copies in one step (no Python code runs while it does), iterating the
+    # view directly can fail with "dictionary changed size during iteration".
+
     def ids_with(self, status):
-        return [i for b in self.batches.values() if b["status"] == status for i in b["ids"]]
+        return [i for b in list(self.batches.values()) if b["status"] == status for i in b["ids"]]
 
     def sent_ids(self):
-        return [i for b in self.batches.values() for i in b["ids"]]
+        return [i for b in list(self.batches.values()) for i in b["ids"]]
 
 
 def run_senders(daemon, count, **kwargs):
