@@ -758,14 +758,18 @@ done:
     return rc;
 }
 
-/* fill_trade_ids registers the trade_ids of stored trades (the version 1 to 2 upgrade). */
+/*
+ * fill_trade_ids registers the trade_ids of stored trades (the version 1 to 2 upgrade). Version 1
+ * stored each (profile, trade_id) once (a unique key, or this register when partitioned), so no
+ * order is needed to pick the first writer: the table is read as it lies, with no sort.
+ */
 static int fill_trade_ids(MYSQL *m, char *err, size_t errlen)
 {
     static const char sql[] =
         "INSERT INTO " MARIADB_TABLE_TRADE_IDS " (profile_id, trade_id, spool_id, seq, closed_at) "
         "SELECT profile_id, trade_id, spool_id, seq, closed_at FROM " MARIADB_TABLE_TRADES
         " WHERE trade_id IS NOT NULL AND profile_id IS NOT NULL AND spool_id IS NOT NULL AND "
-        "seq IS NOT NULL AND closed_at IS NOT NULL ORDER BY spool_id, seq "
+        "seq IS NOT NULL AND closed_at IS NOT NULL "
         "ON DUPLICATE KEY UPDATE seq = " MARIADB_TABLE_TRADE_IDS ".seq";
     int rc = schema_exec(m, sql, err, errlen);
     if (rc == 0)
